@@ -1,0 +1,142 @@
+/*
+ * buf.c -- bounded byte buffers.
+ *
+ * Runs in: every process.
+ * Failure policy: ERR_TOOBIG when max would be exceeded (buffer unchanged);
+ * OOM is fatal (xmalloc).
+ * SECURITY: buf_free_secret() wipes the whole capacity before freeing.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/xmalloc.h"
+
+void
+buf_init(struct buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->max = max;
+}
+
+/* Make room for n more bytes plus the trailing NUL. */
+static int
+buf_reserve(struct buf *b, size_t n)
+{
+	size_t	need, ncap;
+
+	if (n > b->max || b->len > b->max - n) {
+		err_set(ERR_TOOBIG, "buffer limit of %zu bytes reached",
+		    b->max);
+		return ERR_TOOBIG;
+	}
+	need = b->len + n + 1;
+	if (need <= b->cap)
+		return 0;
+	ncap = b->cap ? b->cap : 64;
+	while (ncap < need)
+		ncap = ncap > (b->max + 1) / 2 ? b->max + 1 : ncap * 2;
+	b->data = xreallocarray(b->data, ncap, 1);
+	b->cap = ncap;
+	return 0;
+}
+
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	int	rc;
+
+	if ((rc = buf_reserve(b, n)) < 0)
+		return rc;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
+buf_putc(struct buf *b, int c)
+{
+	unsigned char	ch = (unsigned char)c;
+
+	return buf_append(b, &ch, 1);
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		err_set(ERR_INVAL, "bad format");
+		return ERR_INVAL;
+	}
+	if ((rc = buf_reserve(b, (size_t)n)) < 0)
+		return rc;
+	va_start(ap, fmt);
+	(void)vsnprintf((char *)b->data + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->data, b->data + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->data != NULL)
+		b->data[b->len] = '\0';
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data != NULL)
+		b->data[0] = '\0';
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void
+buf_free_secret(struct buf *b)
+{
+	xfreezero(b->data, b->cap);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+char *
+buf_steal(struct buf *b, size_t *len_out)
+{
+	char	*p;
+
+	if (b->data == NULL)
+		(void)buf_reserve(b, 0);
+	p = (char *)b->data;
+	if (len_out != NULL)
+		*len_out = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}

@@ -1,0 +1,132 @@
+/*
+ * net.h -- libevent listeners and connections for every protocol server.
+ *
+ * A net_server owns any number of listeners (plain, implicit TLS) that
+ * share one connection pool and one set of limits:
+ *   - max_conns: at the limit a new connection evicts the connection idle
+ *     the longest (the protocol's on_evict may say goodbye first), so a
+ *     flood of idle connections can never lock out a new client (Dovecot's
+ *     login process does the same);
+ *   - idle_ms: a connection with no input for that long is closed
+ *     (on_timeout may say goodbye first);
+ *   - out_max: net_conn_write() refuses (ERR_TOOBIG) once this much output
+ *     is queued for a peer that does not read; the protocol closes.
+ *
+ * Protocol modules see only struct net_conn and the callbacks below; they
+ * never touch sockets.  All callbacks run on the event loop thread.
+ */
+#ifndef COMMON_NET_H
+#define COMMON_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+struct net_server;
+struct net_conn;
+
+struct net_limits {
+	unsigned	max_conns;	/* over all listeners of the server */
+	unsigned	idle_ms;	/* no input for this long: close */
+	size_t		out_max;	/* queued output limit per connection */
+};
+
+struct net_ops {
+	/* A connection was accepted (TLS handshake may still be running). */
+	void	(*on_open)(struct net_conn *);
+	/*
+	 * Input is available.  Consume what can be handled from in (drain
+	 * it); leave the rest.  Called again when more arrives, or after
+	 * net_conn_resume() if input is still buffered.
+	 */
+	void	(*on_read)(struct net_conn *, struct evbuffer *);
+	/* Optional: idle timeout hit; write a goodbye.  The conn closes. */
+	void	(*on_timeout)(struct net_conn *);
+	/* Optional: evicted by a newer connection; write a goodbye. */
+	void	(*on_evict)(struct net_conn *);
+	/*
+	 * The connection is gone (peer closed, error, timeout, eviction,
+	 * net_conn_close, shutdown).  Free protocol state here; the conn is
+	 * freed after this returns and must not be used again.
+	 */
+	void	(*on_close)(struct net_conn *, const char *);
+};
+
+enum net_tls_mode {
+	NET_PLAIN = 0,		/* plaintext; STARTTLS may upgrade */
+	NET_TLS,		/* implicit TLS from the first byte */
+};
+
+int	net_server_new(struct net_server **, struct event_base *,
+	    const char *, const struct net_limits *, const struct net_ops *,
+	    void *);
+/*
+ * Listen on "host:port".  mode is enum net_tls_mode; listener_arg is
+ * returned by net_conn_listener_arg() (e.g. which SMTP service).
+ * ERR_IO with err_msg() if the address cannot be bound.
+ */
+int	net_server_listen(struct net_server *, const char *, int, void *);
+/* The port actually bound by the i-th listener (for logs). */
+int	net_server_port(struct net_server *, size_t);
+/*
+ * Replace the TLS context used for new handshakes (SIGHUP reload).  The
+ * server takes a reference; connections keep the context they started
+ * with.
+ */
+void	net_server_set_tls(struct net_server *, SSL_CTX *);
+void	net_server_set_limits(struct net_server *, const struct net_limits *);
+unsigned	net_server_nconns(struct net_server *);
+void	*net_server_arg(struct net_server *);
+/* Stop listening; close every connection (reason "shutdown"); free. */
+void	net_server_free(struct net_server **);
+
+/* Connection accessors. */
+void		*net_conn_get(struct net_conn *);
+void		 net_conn_set(struct net_conn *, void *);
+void		*net_conn_listener_arg(struct net_conn *);
+struct net_server *net_conn_server(struct net_conn *);
+uint64_t	 net_conn_id(struct net_conn *);	/* unique per process */
+const char	*net_conn_peer(struct net_conn *);	/* "ip:port" */
+const char	*net_conn_peer_ip(struct net_conn *);	/* "ip" */
+const char	*net_conn_local(struct net_conn *);	/* "ip:port" */
+int		 net_conn_is_tls(struct net_conn *);
+SSL		*net_conn_ssl(struct net_conn *);	/* NULL if plain */
+size_t		 net_conn_outlen(struct net_conn *);
+
+/*
+ * Queue output.  ERR_TOOBIG when out_max would be exceeded: nothing is
+ * queued and the caller should net_conn_close().
+ */
+int	net_conn_write(struct net_conn *, const void *, size_t);
+int	net_conn_printf(struct net_conn *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Move a whole evbuffer into the output (same limit). */
+int	net_conn_write_buffer(struct net_conn *, struct evbuffer *);
+
+/*
+ * STARTTLS: start a server-side TLS handshake on this plaintext connection
+ * once queued output (the "220 ready" reply) is flushed.  Input buffered
+ * after the STARTTLS command is discarded and ERR_PROTO returned (the
+ * protocol must not act on plaintext sent before the handshake; CVE-2011-
+ * 0411 class).  ERR_INVAL if already TLS or no TLS context.
+ */
+int	net_conn_starttls(struct net_conn *);
+
+/* Stop reading (work in progress); resume re-runs on_read if needed. */
+void	net_conn_pause(struct net_conn *);
+void	net_conn_resume(struct net_conn *);
+/* Mark activity for eviction order (reads do this automatically). */
+void	net_conn_touch(struct net_conn *);
+
+/*
+ * Close after queued output is flushed (bounded by a short write
+ * timeout); on_close runs with reason.  Reads stop at once.
+ */
+void	net_conn_close(struct net_conn *, const char *);
+/* Close now, discarding queued output. */
+void	net_conn_abort(struct net_conn *, const char *);
+
+#endif
