@@ -7,6 +7,7 @@
  * SECURITY: buf_free_secret() wipes the whole capacity before freeing.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,17 @@ buf_init(struct buf *b, size_t max)
 	b->max = max;
 }
 
-/* Make room for n more bytes plus the trailing NUL. */
+/*
+ * Make room for n more bytes plus the trailing NUL.  The capacity never
+ * exceeds max + 1 (lim), even for a small max, and max == SIZE_MAX must
+ * not wrap lim to 0.
+ */
 static int
 buf_reserve(struct buf *b, size_t n)
 {
-	size_t	need, ncap;
+	size_t	need, ncap, lim;
 
-	if (n > b->max || b->len > b->max - n) {
+	if (n > b->max || b->len > b->max - n || b->len + n == SIZE_MAX) {
 		err_set(ERR_TOOBIG, "buffer limit of %zu bytes reached",
 		    b->max);
 		return ERR_TOOBIG;
@@ -37,9 +42,12 @@ buf_reserve(struct buf *b, size_t n)
 	need = b->len + n + 1;
 	if (need <= b->cap)
 		return 0;
+	lim = b->max == SIZE_MAX ? SIZE_MAX : b->max + 1;
 	ncap = b->cap ? b->cap : 64;
+	if (ncap > lim)
+		ncap = lim;
 	while (ncap < need)
-		ncap = ncap > (b->max + 1) / 2 ? b->max + 1 : ncap * 2;
+		ncap = ncap > lim / 2 ? lim : ncap * 2;
 	b->data = xreallocarray(b->data, ncap, 1);
 	b->cap = ncap;
 	return 0;
@@ -131,8 +139,11 @@ buf_steal(struct buf *b, size_t *len_out)
 {
 	char	*p;
 
-	if (b->data == NULL)
+	if (b->data == NULL) {
+		/* never hand out NULL or unterminated memory */
 		(void)buf_reserve(b, 0);
+		b->data[0] = '\0';
+	}
 	p = (char *)b->data;
 	if (len_out != NULL)
 		*len_out = b->len;

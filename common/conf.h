@@ -82,6 +82,8 @@ struct amanat_conf {
 		char		*ciphers;	/* TLS 1.2 cipher list */
 		char		*ciphersuites;	/* TLS 1.3 suites */
 		int		 min_version;	/* enum tls_min */
+		char		*server_names;	/* SANs of the server cert
+						 * issued at node init */
 	} tls;
 
 	struct {
@@ -126,6 +128,12 @@ struct amanat_conf {
  * "file:line: message"; cf is then freed and zeroed.
  */
 int	conf_load(struct amanat_conf *, const char *);
+/*
+ * The same from memory (at most CONF_FILE_MAX bytes; NUL is an error):
+ * path is used for messages and its directory for relative paths.
+ */
+int	conf_load_buffer(struct amanat_conf *, const char *, const char *,
+	    size_t);
 /*
  * Check the files the config names: CONF_SECRET knobs must be private
  * (ERR_PERM), and cert/key/ca files must exist when set.  Same message

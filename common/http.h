@@ -38,9 +38,9 @@ struct http_req;
 typedef void	(*http_handler_fn)(struct http_req *, void *);
 
 /*
- * A route: method ("GET", ...), and path.  A path ending in "/*" matches
- * any path with that prefix (the rest is http_req_path_rest()).  The
- * first matching route wins.  A path that matches with another method
+ * A route: method ("GET", ...) and path.  A path ending in a slash
+ * and "*" matches any path with that prefix (the rest is
+ * http_req_path_rest()).  The first matching route wins.  A path that matches with another method
  * gets 405; no match 404.  The table ends with a NULL method.
  */
 struct http_route {

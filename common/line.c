@@ -46,6 +46,18 @@ line_reader_free(struct line_reader *lr)
 	lr->state = LR_TEXT;
 }
 
+/*
+ * A line is complete: make sure .data is a valid C string even for an
+ * empty first line (nothing was appended, so no buffer was allocated).
+ */
+static int
+line_done(struct line_reader *lr)
+{
+	(void)buf_append(&lr->line, "", 0);
+	lr->state = LR_DONE;
+	return 0;
+}
+
 /* Index of the first CR or LF in p[0..n), or n. */
 static size_t
 scan_eol(const unsigned char *p, size_t n)
@@ -89,9 +101,8 @@ line_feed(struct line_reader *lr, const void *data, size_t len,
 				return ERR_PROTO;
 			}
 			i++;
-			lr->state = LR_DONE;
 			*used_out = i;
-			return 0;
+			return line_done(lr);
 		case LR_TEXT:
 			run = scan_eol(p + i, len - i);
 			room = lr->max - 2 - lr->line.len;
@@ -120,8 +131,7 @@ line_feed(struct line_reader *lr, const void *data, size_t len,
 				lr->state = LR_TEXT;
 				return ERR_PROTO;
 			}
-			lr->state = LR_DONE;
-			return 0;
+			return line_done(lr);
 		}
 	}
 	*used_out = i;

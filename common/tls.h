@@ -13,11 +13,11 @@
 
 #include <openssl/ssl.h>
 
-#define TLS_DEFAULT_CIPHERS \
+#define AMANAT_TLS_CIPHERS \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-#define TLS_DEFAULT_CIPHERSUITES \
+#define AMANAT_TLS_CIPHERSUITES \
 	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:" \
 	"TLS_AES_128_GCM_SHA256"
 
@@ -31,8 +31,8 @@ struct tls_opts {
 	const char	*cert;		/* PEM chain; NULL for none */
 	const char	*key;		/* PEM private key */
 	const char	*ca;		/* PEM CA bundle for peer verification */
-	const char	*ciphers;	/* NULL = TLS_DEFAULT_CIPHERS */
-	const char	*ciphersuites;	/* NULL = TLS_DEFAULT_CIPHERSUITES */
+	const char	*ciphers;	/* NULL = AMANAT_TLS_CIPHERS */
+	const char	*ciphersuites;	/* NULL = AMANAT_TLS_CIPHERSUITES */
 	int		 min_version;	/* enum tls_min (common/conf.h) */
 	int		 verify;	/* enum tls_verify */
 };

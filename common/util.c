@@ -161,21 +161,40 @@ file_read_all(char **out, size_t *len_out, const char *path, size_t max)
 	return 0;
 }
 
+/*
+ * Create path and its missing parents.  An existing component must be a
+ * directory (EEXIST alone would accept a regular file).
+ */
 int
 mkdir_p(const char *path, mode_t mode)
 {
-	char	*copy = xstrdup(path), *p;
-	int	 rc = 0;
+	struct stat	 st;
+	char		*copy, *p, c;
+	int		 rc = 0;
 
+	if (path[0] == '\0') {
+		err_set(ERR_INVAL, "mkdir: empty path");
+		return ERR_INVAL;
+	}
+	copy = xstrdup(path);
 	for (p = copy + 1; ; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
-		char c = *p;
+		c = *p;
 		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST) {
-			err_set(ERR_IO, "mkdir %s: %s", copy, strerror(errno));
-			rc = ERR_IO;
-			break;
+		if (mkdir(copy, mode) < 0) {
+			if (errno != EEXIST) {
+				err_set(ERR_IO, "mkdir %s: %s", copy,
+				    strerror(errno));
+				rc = ERR_IO;
+				break;
+			}
+			if (stat(copy, &st) < 0 || !S_ISDIR(st.st_mode)) {
+				err_set(ERR_IO, "mkdir %s: %s", copy,
+				    strerror(ENOTDIR));
+				rc = ERR_IO;
+				break;
+			}
 		}
 		*p = c;
 		if (c == '\0')

@@ -1,0 +1,134 @@
+/*
+ * nodeconf.c -- the schema of the node configuration file.
+ *
+ * One table of knobs per section of struct amanat_conf: name, type,
+ * field offset, bounds and default (as text, parsed like the file).
+ * Knobs must stay sorted by name within a section (conf.c looks them up
+ * with bsearch and checks the order at load).  Durations are in
+ * milliseconds, sizes in bytes.  conf/amanat.conf documents every knob
+ * here; change both together.
+ *
+ * The defaults are those of the demo node: unprivileged, on 127.0.0.1,
+ * with the ports of shared/design.md (docstore 8443, keyservice 8444,
+ * mail on 2xxx).
+ *
+ * Runs in: every daemon and the CLI (read-only data).
+ * Failure policy: none (tables only); a bad default is fatalx() at load.
+ * SECURITY: CONF_SECRET knobs name files that conf_check_files() refuses
+ * when group or others may access them.
+ */
+#include <stddef.h>
+
+#include "common/conf.h"
+#include "common/tls.h"
+#include "common/util.h"
+
+#define OFF(f)		offsetof(struct amanat_conf, f)
+
+#define KIB		(1LL << 10)
+#define MIB		(1LL << 20)
+#define GIB		(1LL << 30)
+#define TIB		(1LL << 40)
+
+#define SEC		1000LL
+#define MIN		(60 * SEC)
+#define DAY		(24 * 60 * MIN)
+
+#define CONNS_MAX	1000000
+
+static const char *const log_levels[] = {
+	"error", "warn", "info", "debug", "trace", NULL	/* enum log_level */
+};
+
+static const char *const tls_versions[] = {
+	"1.2", "1.3", NULL				/* enum tls_min */
+};
+
+static const struct conf_knob node_knobs[] = {
+	{ "datadir", CONF_PATH, OFF(node.datadir), 0, 0, ".", NULL },
+	{ "log_level", CONF_ENUM, OFF(node.log_level), 0, 0, "info",
+	    log_levels },
+	{ "log_syslog", CONF_BOOL, OFF(node.log_syslog), 0, 1, "no", NULL },
+	{ "max_open_files", CONF_INT, OFF(node.max_open_files), 64, 1048576,
+	    "65536", NULL },
+	{ "name", CONF_STR, OFF(node.name), 1, 64, "amanat", NULL },
+};
+
+static const struct conf_knob tls_knobs[] = {
+	{ "ca", CONF_PATH, OFF(tls.ca), 0, 0, "ca.pem", NULL },
+	{ "cert", CONF_PATH, OFF(tls.cert), 0, 0, "tls/server.pem", NULL },
+	{ "ciphers", CONF_STR, OFF(tls.ciphers), 1, 0, AMANAT_TLS_CIPHERS,
+	    NULL },
+	{ "ciphersuites", CONF_STR, OFF(tls.ciphersuites), 1, 0,
+	    AMANAT_TLS_CIPHERSUITES, NULL },
+	{ "key", CONF_SECRET, OFF(tls.key), 0, 0, "tls/server.key", NULL },
+	{ "min_version", CONF_ENUM, OFF(tls.min_version), 0, 0, "1.2",
+	    tls_versions },
+};
+
+static const struct conf_knob keyservice_knobs[] = {
+	{ "idle_timeout", CONF_DURATION, OFF(keyservice.idle_timeout),
+	    1 * SEC, 1 * DAY, "60s", NULL },
+	{ "listen", CONF_ADDR, OFF(keyservice.listen), 0, 0,
+	    "127.0.0.1:8444", NULL },
+	{ "map_size", CONF_SIZE, OFF(keyservice.map_size), 1 * MIB, 1 * TIB,
+	    "64M", NULL },
+	{ "master_key", CONF_SECRET, OFF(keyservice.master_key), 0, 0,
+	    "keys/master.key", NULL },
+	{ "max_body", CONF_SIZE, OFF(keyservice.max_body), 1 * KIB, 64 * MIB,
+	    "1M", NULL },
+	{ "max_connections", CONF_INT, OFF(keyservice.max_connections), 1,
+	    CONNS_MAX, "10000", NULL },
+	{ "output_limit", CONF_SIZE, OFF(keyservice.output_limit), 4 * KIB,
+	    1 * GIB, "4M", NULL },
+};
+
+static const struct conf_knob mailsrv_knobs[] = {
+	{ "hostname", CONF_STR, OFF(mailsrv.hostname), 1, 253, "localhost",
+	    NULL },
+	{ "imap_idle_timeout", CONF_DURATION, OFF(mailsrv.imap_idle_timeout),
+	    1 * MIN, 1 * DAY, "30m", NULL },
+	{ "imap_listen", CONF_ADDR, OFF(mailsrv.imap_listen), 0, 0,
+	    "127.0.0.1:2143", NULL },
+	{ "imaps_listen", CONF_ADDR, OFF(mailsrv.imaps_listen), 0, 0,
+	    "127.0.0.1:2993", NULL },
+	{ "map_size", CONF_SIZE, OFF(mailsrv.map_size), 1 * MIB, 1 * TIB,
+	    "256M", NULL },
+	{ "max_connections", CONF_INT, OFF(mailsrv.max_connections), 1,
+	    CONNS_MAX, "10000", NULL },
+	{ "output_limit", CONF_SIZE, OFF(mailsrv.output_limit), 4 * KIB,
+	    1 * GIB, "4M", NULL },
+	{ "smtp_idle_timeout", CONF_DURATION, OFF(mailsrv.smtp_idle_timeout),
+	    1 * SEC, 1 * DAY, "300s", NULL },
+	{ "smtp_listen", CONF_ADDR, OFF(mailsrv.smtp_listen), 0, 0,
+	    "127.0.0.1:2525", NULL },
+	{ "smtps_listen", CONF_ADDR, OFF(mailsrv.smtps_listen), 0, 0,
+	    "127.0.0.1:2465", NULL },
+	{ "submission_listen", CONF_ADDR, OFF(mailsrv.submission_listen), 0,
+	    0, "127.0.0.1:2587", NULL },
+};
+
+static const struct conf_knob docstore_knobs[] = {
+	{ "idle_timeout", CONF_DURATION, OFF(docstore.idle_timeout),
+	    1 * SEC, 1 * DAY, "60s", NULL },
+	{ "listen", CONF_ADDR, OFF(docstore.listen), 0, 0, "127.0.0.1:8443",
+	    NULL },
+	{ "max_body", CONF_SIZE, OFF(docstore.max_body), 1 * KIB, 4 * GIB,
+	    "256M", NULL },
+	{ "max_connections", CONF_INT, OFF(docstore.max_connections), 1,
+	    CONNS_MAX, "10000", NULL },
+	{ "output_limit", CONF_SIZE, OFF(docstore.output_limit), 4 * KIB,
+	    1 * GIB, "4M", NULL },
+};
+
+#define SECTION(n, k)	{ n, k, nitems(k) }
+
+const struct conf_section conf_sections[] = {
+	SECTION("node", node_knobs),
+	SECTION("tls", tls_knobs),
+	SECTION("keyservice", keyservice_knobs),
+	SECTION("mailsrv", mailsrv_knobs),
+	SECTION("docstore", docstore_knobs),
+};
+
+const size_t conf_nsections = nitems(conf_sections);

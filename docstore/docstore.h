@@ -1,0 +1,15 @@
+/*
+ * docstore.h -- the versioned document store: shared state of its modules.
+ */
+#ifndef DOCSTORE_DOCSTORE_H
+#define DOCSTORE_DOCSTORE_H
+
+#include "common/daemon.h"
+#include "common/http.h"
+
+struct docstore {
+	struct daemon		*d;
+	struct http_server	*http;
+};
+
+#endif
