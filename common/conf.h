@@ -63,6 +63,15 @@ struct conf_origin {
 
 enum tls_min { TLS_MIN_1_2 = 0, TLS_MIN_1_3 };
 
+/* The knobs every HTTPS API section has ([keyservice], [docstore]). */
+struct conf_httpd {
+	char		*listen;
+	long long	 max_connections;
+	long long	 idle_timeout;
+	long long	 max_body;
+	long long	 output_limit;
+};
+
 struct amanat_conf {
 	char	*path;		/* the config file as given */
 	char	*dir;		/* its directory (absolute) */
@@ -87,12 +96,8 @@ struct amanat_conf {
 	} tls;
 
 	struct {
-		char		*listen;
+		struct conf_httpd http;
 		char		*master_key;	/* secret */
-		long long	 max_connections;
-		long long	 idle_timeout;
-		long long	 max_body;
-		long long	 output_limit;
 		long long	 map_size;
 	} keyservice;
 
@@ -111,11 +116,7 @@ struct amanat_conf {
 	} mailsrv;
 
 	struct {
-		char		*listen;
-		long long	 max_connections;
-		long long	 idle_timeout;
-		long long	 max_body;
-		long long	 output_limit;
+		struct conf_httpd http;
 	} docstore;
 
 	struct conf_origin	*origins;

@@ -46,6 +46,43 @@ daemon_tls_ctx(SSL_CTX **out, const struct amanat_conf *cf, int verify)
 	return tls_server_ctx_new(out, &o);
 }
 
+void
+daemon_http_limits(struct http_limits *lim, const struct conf_httpd *h)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->net.max_conns = (unsigned)h->max_connections;
+	lim->net.idle_ms = (unsigned)h->idle_timeout;
+	lim->net.out_max = (size_t)h->output_limit;
+	lim->max_header = HTTP_HEADER_MAX;
+	lim->max_body = (size_t)h->max_body;
+}
+
+int
+daemon_http_start(struct http_server **out, struct daemon *d,
+    const struct conf_httpd *h, const struct http_route *routes, void *arg)
+{
+	struct http_limits	lim;
+	int			rc;
+
+	daemon_http_limits(&lim, h);
+	if ((rc = http_server_new(out, d->base, d->ops->name, &lim, routes,
+	    arg)) < 0)
+		return rc;
+	http_server_set_tls(*out, d->tls);
+	return http_server_listen(*out, h->listen);
+}
+
+void
+daemon_http_reload(struct http_server *srv, struct daemon *d,
+    const struct conf_httpd *h)
+{
+	struct http_limits	lim;
+
+	daemon_http_limits(&lim, h);
+	http_server_set_limits(srv, &lim);
+	http_server_set_tls(srv, d->tls);
+}
+
 char *
 daemon_datadir(struct daemon *d)
 {
@@ -191,6 +228,8 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *arg)
 	}
 	if (ops->start(&d) < 0) {
 		log_error("%s start failed: %s", ops->name, err_msg());
+		if (ops->stop != NULL)
+			ops->stop(&d);
 		rc = 1;
 		goto done;
 	}

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "common/conf.h"
+#include "common/http.h"
 
 #define DAEMON_EXIT_CONFIG	2
 #define DAEMON_EXIT_USAGE	64
@@ -56,6 +57,17 @@ struct daemon {
 int	daemon_main(int, char **, const struct daemon_ops *, void *);
 /* Build the [tls] server context; verify is enum tls_verify. */
 int	daemon_tls_ctx(SSL_CTX **, const struct amanat_conf *, int);
+/* Limits of an HTTPS API from its section's knobs. */
+void	daemon_http_limits(struct http_limits *, const struct conf_httpd *);
+/*
+ * Create an HTTPS API server on the daemon's loop and TLS context,
+ * listening per the section's knobs.
+ */
+int	daemon_http_start(struct http_server **, struct daemon *,
+	    const struct conf_httpd *, const struct http_route *, void *);
+/* SIGHUP: apply new limits and the new TLS context. */
+void	daemon_http_reload(struct http_server *, struct daemon *,
+	    const struct conf_httpd *);
 /* Data directory of this daemon: <datadir>/<name>, created 0700. */
 char	*daemon_datadir(struct daemon *);
 

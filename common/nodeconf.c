@@ -64,22 +64,24 @@ static const struct conf_knob tls_knobs[] = {
 	{ "key", CONF_SECRET, OFF(tls.key), 0, 0, "tls/server.key", NULL },
 	{ "min_version", CONF_ENUM, OFF(tls.min_version), 0, 0, "1.2",
 	    tls_versions },
+	{ "server_names", CONF_STR, OFF(tls.server_names), 1, 1024,
+	    "localhost,127.0.0.1,::1", NULL },
 };
 
 static const struct conf_knob keyservice_knobs[] = {
-	{ "idle_timeout", CONF_DURATION, OFF(keyservice.idle_timeout),
+	{ "idle_timeout", CONF_DURATION, OFF(keyservice.http.idle_timeout),
 	    1 * SEC, 1 * DAY, "60s", NULL },
-	{ "listen", CONF_ADDR, OFF(keyservice.listen), 0, 0,
+	{ "listen", CONF_ADDR, OFF(keyservice.http.listen), 0, 0,
 	    "127.0.0.1:8444", NULL },
 	{ "map_size", CONF_SIZE, OFF(keyservice.map_size), 1 * MIB, 1 * TIB,
 	    "64M", NULL },
 	{ "master_key", CONF_SECRET, OFF(keyservice.master_key), 0, 0,
 	    "keys/master.key", NULL },
-	{ "max_body", CONF_SIZE, OFF(keyservice.max_body), 1 * KIB, 64 * MIB,
+	{ "max_body", CONF_SIZE, OFF(keyservice.http.max_body), 1 * KIB, 64 * MIB,
 	    "1M", NULL },
-	{ "max_connections", CONF_INT, OFF(keyservice.max_connections), 1,
+	{ "max_connections", CONF_INT, OFF(keyservice.http.max_connections), 1,
 	    CONNS_MAX, "10000", NULL },
-	{ "output_limit", CONF_SIZE, OFF(keyservice.output_limit), 4 * KIB,
+	{ "output_limit", CONF_SIZE, OFF(keyservice.http.output_limit), 4 * KIB,
 	    1 * GIB, "4M", NULL },
 };
 
@@ -109,15 +111,15 @@ static const struct conf_knob mailsrv_knobs[] = {
 };
 
 static const struct conf_knob docstore_knobs[] = {
-	{ "idle_timeout", CONF_DURATION, OFF(docstore.idle_timeout),
+	{ "idle_timeout", CONF_DURATION, OFF(docstore.http.idle_timeout),
 	    1 * SEC, 1 * DAY, "60s", NULL },
-	{ "listen", CONF_ADDR, OFF(docstore.listen), 0, 0, "127.0.0.1:8443",
+	{ "listen", CONF_ADDR, OFF(docstore.http.listen), 0, 0, "127.0.0.1:8443",
 	    NULL },
-	{ "max_body", CONF_SIZE, OFF(docstore.max_body), 1 * KIB, 4 * GIB,
+	{ "max_body", CONF_SIZE, OFF(docstore.http.max_body), 1 * KIB, 4 * GIB,
 	    "256M", NULL },
-	{ "max_connections", CONF_INT, OFF(docstore.max_connections), 1,
+	{ "max_connections", CONF_INT, OFF(docstore.http.max_connections), 1,
 	    CONNS_MAX, "10000", NULL },
-	{ "output_limit", CONF_SIZE, OFF(docstore.output_limit), 4 * KIB,
+	{ "output_limit", CONF_SIZE, OFF(docstore.http.output_limit), 4 * KIB,
 	    1 * GIB, "4M", NULL },
 };
 

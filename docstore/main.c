@@ -7,8 +7,6 @@
  * Failure policy: a listener that cannot be bound fails the start.
  * SECURITY: TLS from common/tls; documents are only reachable over TLS.
  */
-#include <string.h>
-
 #include <jansson.h>
 
 #include "common/daemon.h"
@@ -31,40 +29,18 @@ static const struct http_route ds_routes[] = {
 	{ NULL, NULL, NULL },
 };
 
-static void
-ds_limits(struct http_limits *lim, const struct amanat_conf *cf)
-{
-	memset(lim, 0, sizeof(*lim));
-	lim->net.max_conns = (unsigned)cf->docstore.max_connections;
-	lim->net.idle_ms = (unsigned)cf->docstore.idle_timeout;
-	lim->net.out_max = (size_t)cf->docstore.output_limit;
-	lim->max_header = HTTP_HEADER_MAX;
-	lim->max_body = (size_t)cf->docstore.max_body;
-}
-
 static int
 ds_start(struct daemon *d)
 {
-	struct http_limits	lim;
-	int			rc;
-
 	ds.d = d;
-	ds_limits(&lim, &d->conf);
-	if ((rc = http_server_new(&ds.http, d->base, "docstore", &lim,
-	    ds_routes, &ds)) < 0)
-		return rc;
-	http_server_set_tls(ds.http, d->tls);
-	return http_server_listen(ds.http, d->conf.docstore.listen);
+	return daemon_http_start(&ds.http, d, &d->conf.docstore.http,
+	    ds_routes, &ds);
 }
 
 static int
 ds_reload(struct daemon *d, const struct amanat_conf *ncf)
 {
-	struct http_limits	lim;
-
-	ds_limits(&lim, ncf);
-	http_server_set_limits(ds.http, &lim);
-	http_server_set_tls(ds.http, d->tls);
+	daemon_http_reload(ds.http, d, &ncf->docstore.http);
 	return 0;
 }
 

@@ -7,8 +7,6 @@
  * Failure policy: a listener that cannot be bound fails the start.
  * SECURITY: TLS from common/tls; private keys never leave this process.
  */
-#include <string.h>
-
 #include <jansson.h>
 
 #include "common/daemon.h"
@@ -31,40 +29,18 @@ static const struct http_route ks_routes[] = {
 	{ NULL, NULL, NULL },
 };
 
-static void
-ks_limits(struct http_limits *lim, const struct amanat_conf *cf)
-{
-	memset(lim, 0, sizeof(*lim));
-	lim->net.max_conns = (unsigned)cf->keyservice.max_connections;
-	lim->net.idle_ms = (unsigned)cf->keyservice.idle_timeout;
-	lim->net.out_max = (size_t)cf->keyservice.output_limit;
-	lim->max_header = HTTP_HEADER_MAX;
-	lim->max_body = (size_t)cf->keyservice.max_body;
-}
-
 static int
 ks_start(struct daemon *d)
 {
-	struct http_limits	lim;
-	int			rc;
-
 	ks.d = d;
-	ks_limits(&lim, &d->conf);
-	if ((rc = http_server_new(&ks.http, d->base, "keyservice", &lim,
-	    ks_routes, &ks)) < 0)
-		return rc;
-	http_server_set_tls(ks.http, d->tls);
-	return http_server_listen(ks.http, d->conf.keyservice.listen);
+	return daemon_http_start(&ks.http, d, &d->conf.keyservice.http,
+	    ks_routes, &ks);
 }
 
 static int
 ks_reload(struct daemon *d, const struct amanat_conf *ncf)
 {
-	struct http_limits	lim;
-
-	ks_limits(&lim, ncf);
-	http_server_set_limits(ks.http, &lim);
-	http_server_set_tls(ks.http, d->tls);
+	daemon_http_reload(ks.http, d, &ncf->keyservice.http);
 	return 0;
 }
 

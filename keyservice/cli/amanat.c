@@ -126,8 +126,8 @@ static int
 cmd_status(const struct amanat_conf *cf, int json)
 {
 	struct probe	 probes[] = {
-		{ "keyservice", cf->keyservice.listen, PROBE_HTTPS, 0, "" },
-		{ "docstore", cf->docstore.listen, PROBE_HTTPS, 0, "" },
+		{ "keyservice", cf->keyservice.http.listen, PROBE_HTTPS, 0, "" },
+		{ "docstore", cf->docstore.http.listen, PROBE_HTTPS, 0, "" },
 		{ "smtps", cf->mailsrv.smtps_listen, PROBE_SMTP, 0, "" },
 		{ "imaps", cf->mailsrv.imaps_listen, PROBE_IMAP, 0, "" },
 	};

@@ -3,8 +3,9 @@
  *
  * Each test writes config files under its own mkdtemp() directory, which
  * the teardown removes.  Run from the repository root (the example
- * conf/amanat.conf is loaded by a relative path).  An argument runs only
- * the tests whose name matches it (cmocka test filter).
+ * conf/amanat.conf is loaded by a relative path).  An argument is a
+ * cmocka test filter (a glob on the full name, e.g. '*quoting*'): only
+ * matching tests run.
  *
  * Runs in: the unit test binary (ASan/UBSan in make check).
  * Failure policy: cmocka assertions.
@@ -193,14 +194,14 @@ test_common_conf__defaults(void **state)
 	snprintf(want, sizeof(want), "%s/ca.pem", cf.dir);
 	assert_string_equal(cf.tls.ca, want);
 	assert_int_equal(cf.tls.min_version, TLS_MIN_1_2);
-	assert_string_equal(cf.keyservice.listen, "127.0.0.1:8444");
-	assert_int_equal(cf.keyservice.idle_timeout, 60000);
-	assert_int_equal(cf.keyservice.max_body, 1 << 20);
+	assert_string_equal(cf.keyservice.http.listen, "127.0.0.1:8444");
+	assert_int_equal(cf.keyservice.http.idle_timeout, 60000);
+	assert_int_equal(cf.keyservice.http.max_body, 1 << 20);
 	assert_int_equal(cf.keyservice.map_size, 64LL << 20);
 	assert_string_equal(cf.mailsrv.imaps_listen, "127.0.0.1:2993");
 	assert_int_equal(cf.mailsrv.smtp_idle_timeout, 300000);
 	assert_int_equal(cf.mailsrv.imap_idle_timeout, 30 * 60000);
-	assert_int_equal(cf.docstore.max_body, 256LL << 20);
+	assert_int_equal(cf.docstore.http.max_body, 256LL << 20);
 	assert_int_equal(cf.norigins, 0);
 	assert_int_equal(conf_line(&cf, "node.name"), 0);
 	conf_free(&cf);
@@ -216,12 +217,12 @@ test_common_conf__int_limits(void **state)
 
 	assert_int_equal(load(t, &cf, "[keyservice]\n"
 	    "max_connections = 1000000\n"), 0);
-	assert_int_equal(cf.keyservice.max_connections, 1000000);
+	assert_int_equal(cf.keyservice.http.max_connections, 1000000);
 	assert_int_equal(conf_line(&cf, "keyservice.max_connections"), 2);
 	conf_free(&cf);
 	assert_int_equal(load(t, &cf, "[keyservice]\nmax_connections = 1\n"),
 	    0);
-	assert_int_equal(cf.keyservice.max_connections, 1);
+	assert_int_equal(cf.keyservice.http.max_connections, 1);
 	conf_free(&cf);
 	expect_err(t, "[keyservice]\nmax_connections = 1000001\n", 2,
 	    "keyservice.max_connections: 1000001 is out of range "
@@ -286,7 +287,7 @@ test_common_conf__size_in_file(void **state)
 	struct amanat_conf	 cf;
 
 	assert_int_equal(load(t, &cf, "[keyservice]\nmax_body = 64M\n"), 0);
-	assert_int_equal(cf.keyservice.max_body, 64LL << 20);
+	assert_int_equal(cf.keyservice.http.max_body, 64LL << 20);
 	conf_free(&cf);
 	expect_err(t, "[keyservice]\nmax_body = 65537K\n", 2,
 	    "keyservice.max_body: 65537K is out of range [1K, 64M]");
@@ -375,7 +376,8 @@ test_common_conf__addr(void **state)
 		"[::1]80", "[]:80", "[zz]:80", "ho st:80", "host:", "host:+80",
 		"host:-1", "[::1]:", "h_st:80", "",
 	};
-	struct conf_knob	 k = { "listen", CONF_ADDR, 0, 0, 0, NULL, NULL };
+	struct conf_knob	 k = { "listen", CONF_ADDR, 0, 0, 0, NULL,
+	    NULL };
 	char			*v = NULL;
 	size_t			 i;
 
@@ -711,7 +713,7 @@ test_common_conf__load_buffer(void **state)
 
 	assert_int_equal(conf_load_buffer(&cf, t->path, text,
 	    sizeof(text) - 1), 0);
-	assert_string_equal(cf.docstore.listen, "[::1]:9443");
+	assert_string_equal(cf.docstore.http.listen, "[::1]:9443");
 	assert_string_equal(cf.dir, t->dir);
 	conf_free(&cf);
 	assert_int_equal(conf_load_buffer(&cf, t->path, "[x]", 3), ERR_INVAL);

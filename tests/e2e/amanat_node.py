@@ -1,0 +1,361 @@
+"""
+amanat_node.py -- a real Amanat node on 127.0.0.1 in a temp dir, for the
+end-to-end tests (fixtures in conftest.py).
+
+A Node writes a node configuration (INI, every listener on a free port of
+127.0.0.1, datadir = its temp dir), runs `keyservice --init`, starts the
+requested daemons and waits until their ports accept TCP.  Teardown sends
+SIGTERM, requires exit code 0 within STOP_TIMEOUT and a log free of
+sanitizer reports.
+
+Build dir: $AMANAT_BUILD (default "build"), made absolute.  The daemons may
+be ASan/UBSan builds: every timeout here is generous.
+"""
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.path.join(REPO, os.environ.get("AMANAT_BUILD",
+                                                          "build")))
+
+DAEMONS = ("keyservice", "mailsrv", "docstore")
+
+# port name -> (daemon, config section, config key)
+PORTS = {
+    "smtp": ("mailsrv", "mailsrv", "smtp_listen"),
+    "submission": ("mailsrv", "mailsrv", "submission_listen"),
+    "smtps": ("mailsrv", "mailsrv", "smtps_listen"),
+    "imap": ("mailsrv", "mailsrv", "imap_listen"),
+    "imaps": ("mailsrv", "mailsrv", "imaps_listen"),
+    "keyservice": ("keyservice", "keyservice", "listen"),
+    "docstore": ("docstore", "docstore", "listen"),
+}
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0
+INIT_TIMEOUT = 60.0
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def build_path(prog):
+    return os.path.join(BUILD, prog)
+
+
+def require_binaries(progs):
+    missing = [p for p in progs if not os.access(build_path(p), os.X_OK)]
+    if missing:
+        pytest.fail("not built: %s (run make; AMANAT_BUILD=%s)" %
+                    (", ".join(build_path(p) for p in missing), BUILD),
+                    pytrace=False)
+
+
+def daemon_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS",
+                   "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (sockets closed before use)."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def render_config(sections):
+    """
+    sections: {section: {key: value}} (insertion ordered).  Returns
+    (text, lines) where lines maps (section, key) to its 1-based line.
+    """
+    out = ["# amanat e2e test node (generated)"]
+    lines = {}
+    for sec, knobs in sections.items():
+        out.append("")
+        out.append("[%s]" % sec)
+        for key, value in knobs.items():
+            if value is None:
+                continue
+            out.append("%s = %s" % (key, value))
+            lines[(sec, key)] = len(out)
+    return "\n".join(out) + "\n", lines
+
+
+def merge_overrides(base, overrides):
+    """Copy base and apply {section: {key: value}}; value None removes."""
+    merged = {sec: dict(knobs) for sec, knobs in base.items()}
+    for sec, knobs in (overrides or {}).items():
+        tgt = merged.setdefault(sec, {})
+        for key, value in knobs.items():
+            if value is None:
+                tgt.pop(key, None)
+            else:
+                tgt[key] = value
+    return merged
+
+
+def wait_port(port, proc, logpath, timeout=START_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail("daemon exited early (rc=%s) before port %d "
+                        "accepted; log %s:\n%s" %
+                        (proc.returncode, port, logpath, read_text(logpath)),
+                        pytrace=False)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("port %d not accepting after %.0fs; log %s:\n%s" %
+                        (port, timeout, logpath, read_text(logpath)),
+                        pytrace=False)
+        time.sleep(0.05)
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def sanitizer_lines(text):
+    return [l for l in text.splitlines()
+            if any(m in l for m in SANITIZER_MARKERS)]
+
+
+class Node:
+    """One Amanat node: config, keys, daemons, in its own directory."""
+
+    def __init__(self, tmpdir, overrides=None, name="e2e"):
+        self.dir = str(tmpdir)
+        self.conf = os.path.join(self.dir, "amanat.conf")
+        self.procs = {}
+        self.stopped = {}       # daemon -> exit code (stopped by the test)
+        self.errors = []
+        ports = free_ports(len(PORTS))
+        self.ports = dict(zip(PORTS, ports))
+        self.base_sections = {
+            "node": {"name": name, "datadir": self.dir,
+                     "log_level": "info"},
+            "tls": {"ca": "ca.pem", "cert": "tls/server.pem",
+                    "key": "tls/server.key",
+                    "server_names": "localhost,127.0.0.1"},
+            "keyservice": {"listen": self.addr("keyservice")},
+            "mailsrv": {"hostname": "localhost"},
+            "docstore": {"listen": self.addr("docstore")},
+        }
+        for pname, (_, sec, key) in PORTS.items():
+            self.base_sections[sec][key] = self.addr(pname)
+        self.sections = merge_overrides(self.base_sections, overrides)
+        self.lines = self.write_config()
+
+    # ------------------------------------------------------------ config
+    def addr(self, pname):
+        return "127.0.0.1:%d" % self.ports[pname]
+
+    def port(self, pname):
+        return self.ports[pname]
+
+    @property
+    def ca(self):
+        return os.path.join(self.dir, "ca.pem")
+
+    @property
+    def key(self):
+        return os.path.join(self.dir, "tls", "server.key")
+
+    @property
+    def cert(self):
+        return os.path.join(self.dir, "tls", "server.pem")
+
+    def write_config(self, sections=None, path=None):
+        """Write sections (default self.sections) to path (default the
+        node config); returns {(section, key): line}."""
+        text, lines = render_config(sections or self.sections)
+        path = path or self.conf
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        return lines
+
+    def config_with(self, overrides, path):
+        """A variant of this node's config at path; returns its lines."""
+        return self.write_config(merge_overrides(self.sections, overrides),
+                                 path)
+
+    # ------------------------------------------------------------ life
+    def logpath(self, daemon):
+        return os.path.join(self.dir, daemon + ".log")
+
+    def log(self, daemon):
+        return read_text(self.logpath(daemon))
+
+    def init(self):
+        require_binaries(["keyservice"])
+        logpath = os.path.join(self.dir, "init.log")
+        with open(logpath, "wb") as log:
+            r = subprocess.run([build_path("keyservice"), "-c", self.conf,
+                                "--init"], stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=subprocess.STDOUT,
+                               cwd=self.dir, env=daemon_env(),
+                               timeout=INIT_TIMEOUT)
+        text = read_text(logpath)
+        if r.returncode != 0 or sanitizer_lines(text):
+            pytest.fail("keyservice --init failed (rc=%d):\n%s\nconfig:\n%s"
+                        % (r.returncode, text, read_text(self.conf)),
+                        pytrace=False)
+        for p in (self.ca, self.cert, self.key):
+            assert os.path.exists(p), "init did not create %s" % p
+
+    def daemon_ports(self, daemon):
+        return [self.ports[p] for p, (d, _, _) in PORTS.items()
+                if d == daemon]
+
+    def start(self, daemons=DAEMONS, args=()):
+        require_binaries(daemons)
+        for d in daemons:
+            assert d not in self.procs, "%s already running" % d
+            log = open(self.logpath(d), "ab")
+            try:
+                self.procs[d] = subprocess.Popen(
+                    [build_path(d), "-c", self.conf] + list(args),
+                    stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, cwd=self.dir,
+                    env=daemon_env())
+            finally:
+                log.close()
+        for d in daemons:
+            for port in self.daemon_ports(d):
+                wait_port(port, self.procs[d], self.logpath(d))
+
+    def proc(self, daemon):
+        return self.procs[daemon]
+
+    def alive(self, daemon):
+        return self.procs[daemon].poll() is None
+
+    def signal(self, daemon, sig):
+        self.procs[daemon].send_signal(sig)
+
+    def stop(self, daemon, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Stop one daemon; returns (exit code, problems)."""
+        p = self.procs.pop(daemon)
+        problems = []
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                problems.append("%s did not exit within %.0fs of signal %d "
+                                "(killed)" % (daemon, timeout, sig))
+        rc = p.returncode
+        if rc != 0 and not problems:
+            problems.append("%s exited with %d" % (daemon, rc))
+        san = sanitizer_lines(self.log(daemon))
+        if san:
+            problems.append("%s log has sanitizer reports:\n  %s" %
+                            (daemon, "\n  ".join(san[:20])))
+        if problems:
+            problems.append("---- %s log ----\n%s" % (daemon,
+                                                      self.log(daemon)))
+        self.stopped[daemon] = rc
+        return rc, problems
+
+    def stop_all(self):
+        problems = []
+        for d in list(self.procs):
+            problems += self.stop(d)[1]
+        return problems
+
+    # ------------------------------------------------------------ clients
+    def ssl_context(self):
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                         cafile=self.ca)
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    def run(self, prog, *args, timeout=60, **kw):
+        """Run build/<prog> with args; returns CompletedProcess (text)."""
+        require_binaries([prog])
+        return subprocess.run([build_path(prog)] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, cwd=self.dir, env=daemon_env(),
+                              timeout=timeout, **kw)
+
+
+# ---------------------------------------------------------------- helpers
+
+def recv_line(sock, timeout=10.0, buf=None):
+    """Read one CRLF line from a plain or TLS socket; b"" on EOF."""
+    sock.settimeout(timeout)
+    data = bytearray() if buf is None else buf
+    while b"\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            line = bytes(data)
+            data.clear()
+            return line
+        data += chunk
+    i = data.index(b"\n") + 1
+    line = bytes(data[:i])
+    del data[:i]
+    return line
+
+
+def read_until_eof(sock, timeout=10.0):
+    """Everything the peer sends until it closes (or timeout: raises)."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if time.monotonic() > deadline:
+            raise TimeoutError("peer did not close; got %r" % bytes(data))
+
+
+def closed_by_peer(sock, timeout=10.0):
+    """True if the peer closes (EOF or reset) within timeout."""
+    try:
+        read_until_eof(sock, timeout)
+        return True
+    except (socket.timeout, TimeoutError):
+        return False
+
+
+def wait_for_log(node, daemon, needle, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in node.log(daemon):
+            return True
+        time.sleep(0.1)
+    return False
