@@ -24,6 +24,7 @@
 
 #include "common/err.h"
 #include "common/http_parse.h"
+#include "common/log.h"
 #include "common/xmalloc.h"
 
 enum {
@@ -51,10 +52,26 @@ enum {
 
 #define HP_NONE		((size_t)-1)
 
+static const char *const hp_state_names[] = {
+	"start", "headers", "body", "chunk-size", "chunk-data", "chunk-crlf",
+	"trailers", "done", "error",
+};
+
+/* Every state change goes through here. */
+static void
+hp_enter(struct http_parser *p, int state)
+{
+	if (state < HP_START || state > HP_ERROR)
+		fatalx("http parser: unknown state %d", state);
+	log_trace("http parse state %s -> %s", hp_state_names[p->state],
+	    hp_state_names[state]);
+	p->state = state;
+}
+
 static int
 hp_fail(struct http_parser *p, int status, const char *code, const char *msg)
 {
-	p->state = HP_ERROR;
+	hp_enter(p, HP_ERROR);
 	p->status = status;
 	p->code = code;
 	p->msg = msg;
@@ -131,7 +148,7 @@ http_parse_init(struct http_parser *p, size_t max_header, size_t max_body)
 void
 http_parse_reset(struct http_parser *p)
 {
-	p->state = HP_START;
+	hp_enter(p, HP_START);
 	p->err = 0;
 	p->status = 0;
 	p->code = NULL;
@@ -275,7 +292,8 @@ hp_target(struct http_parser *p, const char *t, size_t n)
 		amp = memchr(q, '&', (size_t)(end - q));
 		if (amp == NULL)
 			amp = end;
-		if (amp > q && (rc = hp_add_param(p, q, (size_t)(amp - q))) != 0)
+		if (amp > q &&
+		    (rc = hp_add_param(p, q, (size_t)(amp - q))) != 0)
 			return rc < 0 ? rc : hp_bad(p,
 			    "bad percent escape in query");
 		q = amp + 1;
@@ -320,7 +338,7 @@ hp_request_line(struct http_parser *p, const char *s, size_t n)
 		return rc;
 	if ((rc = hp_target(p, t, tlen)) < 0)
 		return rc;
-	p->state = HP_HEADERS;
+	hp_enter(p, HP_HEADERS);
 	return 0;
 }
 
@@ -446,12 +464,12 @@ hp_head_end(struct http_parser *p)
 		    "request body too large");
 	p->flags |= HPF_HEAD_DONE;
 	if (p->flags & HPF_CHUNKED)
-		p->state = HP_CHUNK_SIZE;
+		hp_enter(p, HP_CHUNK_SIZE);
 	else if (p->content_length > 0) {
 		p->left = p->content_length;
-		p->state = HP_BODY;
+		hp_enter(p, HP_BODY);
 	} else
-		p->state = HP_DONE;
+		hp_enter(p, HP_DONE);
 	return 0;
 }
 
@@ -508,7 +526,7 @@ hp_feed_head(struct http_parser *p, const unsigned char *d, size_t len,
 		return hp_header_line(p, s, n);
 	default:		/* HP_TRAILERS: skipped */
 		if (n == 0)
-			p->state = HP_DONE;
+			hp_enter(p, HP_DONE);
 		return 0;
 	}
 }
@@ -535,10 +553,10 @@ hp_chunk_size(struct http_parser *p, const char *s, size_t n)
 		return hp_fail(p, 413, "body_too_large",
 		    "request body too large");
 	if (v == 0)
-		p->state = HP_TRAILERS;
+		hp_enter(p, HP_TRAILERS);
 	else {
 		p->left = v;
-		p->state = HP_CHUNK_DATA;
+		hp_enter(p, HP_CHUNK_DATA);
 	}
 	return 0;
 }
@@ -567,7 +585,7 @@ hp_feed_chunk_line(struct http_parser *p, const unsigned char *d,
 		    p->lr.line.len);
 	if (p->lr.line.len != 0)
 		return hp_bad(p, "missing CRLF after chunk");
-	p->state = HP_CHUNK_SIZE;
+	hp_enter(p, HP_CHUNK_SIZE);
 	return 0;
 }
 
@@ -586,7 +604,7 @@ hp_feed_body(struct http_parser *p, const unsigned char *d, size_t len,
 	p->left -= n;
 	*used = n;
 	if (p->left == 0)
-		p->state = p->state == HP_BODY ? HP_DONE : HP_CHUNK_CRLF;
+		hp_enter(p, p->state == HP_BODY ? HP_DONE : HP_CHUNK_CRLF);
 	return 0;
 }
 
@@ -618,7 +636,7 @@ http_parse_feed(struct http_parser *p, const void *data, size_t len,
 			rc = hp_feed_body(p, d + off, len - off, &n);
 			break;
 		default:
-			return hp_bad(p, "parser in unknown state");
+			fatalx("http parser: feed in state %d", p->state);
 		}
 		off += n;
 		if (rc < 0 && rc != ERR_AGAIN) {

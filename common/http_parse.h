@@ -38,9 +38,12 @@
 #include "common/buf.h"
 #include "common/line.h"
 
-#define HTTP_PARSE_MAX_HEADERS		64	/* == HTTP_MAX_HEADERS */
-#define HTTP_PARSE_CHUNK_LINE_MAX	1024	/* chunk size + extensions */
-#define HTTP_PARSE_HEADER_LIMIT		(1024 * 1024) /* max_header clamp */
+/* == HTTP_MAX_HEADERS (http.h); http.c checks they agree */
+#define HTTP_PARSE_MAX_HEADERS	64
+/* longest chunk-size line, extensions included */
+#define HTTP_PARSE_CHUNK_LINE_MAX	1024
+/* max_header is clamped to this */
+#define HTTP_PARSE_HEADER_LIMIT	(1024 * 1024)
 
 /* Offsets into http_parser.store (NUL-terminated strings). */
 struct http_parse_field {
@@ -48,19 +51,25 @@ struct http_parse_field {
 	size_t	value;
 };
 
-/* All members are private; use the functions below. */
+/*
+ * All members are private; use the functions below.  err is the sticky
+ * negative enum err, status/code/msg describe it; head_len counts head
+ * and trailer bytes, line_len the current chunk line; store holds the
+ * head strings (NUL-separated), addressed by the offsets; left is what
+ * remains of the body or of the current chunk.
+ */
 struct http_parser {
 	size_t			 max_header;
 	size_t			 max_body;
 	int			 state;
-	int			 err;		/* negative enum err if failed */
-	int			 status;	/* HTTP status of the failure */
-	const char		*code;		/* stable error code */
-	const char		*msg;		/* human-readable reason */
+	int			 err;
+	int			 status;
+	const char		*code;
+	const char		*msg;
 	struct line_reader	 lr;
-	size_t			 head_len;	/* head + trailer bytes so far */
-	size_t			 line_len;	/* bytes of the current line */
-	struct buf		 store;		/* head strings, NUL-separated */
+	size_t			 head_len;
+	size_t			 line_len;
+	struct buf		 store;
 	size_t			 method, target, path, query;
 	int			 version;	/* 10 or 11 */
 	unsigned		 flags;
@@ -69,7 +78,7 @@ struct http_parser {
 	struct http_parse_field	*params;	/* decoded query pairs */
 	size_t			 nparams, paramcap;
 	uint64_t		 content_length;
-	uint64_t		 left;		/* body or chunk bytes to read */
+	uint64_t		 left;
 	struct buf		 body;		/* decoded body */
 };
 
@@ -91,10 +100,11 @@ void	http_parse_free(struct http_parser *);
  *               After an error the parser is stuck: every feed returns
  *               the same error; answer with http_parse_status() and close.
  */
-int	http_parse_feed(struct http_parser *, const void *, size_t, size_t *);
+int	http_parse_feed(struct http_parser *, const void *, size_t,
+	    size_t *);
 
 /* After an error: the HTTP status, a stable code and a message. */
-int		 http_parse_status(const struct http_parser *);	/* 0: ok */
+int		 http_parse_status(const struct http_parser *); /* 0: ok */
 const char	*http_parse_error_code(const struct http_parser *);
 const char	*http_parse_error_msg(const struct http_parser *);
 
@@ -107,10 +117,11 @@ int	http_parse_head_done(const struct http_parser *);
 int	http_parse_expect_continue(const struct http_parser *);
 
 const char	*http_parse_method(const struct http_parser *);
-const char	*http_parse_target(const struct http_parser *);	/* raw */
-const char	*http_parse_path(const struct http_parser *);	/* decoded */
-const char	*http_parse_query_raw(const struct http_parser *); /* or "" */
-int		 http_parse_version(const struct http_parser *); /* 10, 11 */
+/* Raw target; decoded path (no query); raw query or ""; 10 or 11. */
+const char	*http_parse_target(const struct http_parser *);
+const char	*http_parse_path(const struct http_parser *);
+const char	*http_parse_query_raw(const struct http_parser *);
+int		 http_parse_version(const struct http_parser *);
 int		 http_parse_keep_alive(const struct http_parser *);
 
 /* Headers, in arrival order; lookup is case-insensitive, first wins. */

@@ -66,6 +66,9 @@ log_level_parse(const char *s, int *out)
 	return -1;
 }
 
+static void	log_vline(int, const char *, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vline(int level, const char *errstr, const char *fmt, va_list ap)
 {
@@ -172,7 +175,11 @@ log_escape(char *dst, size_t dstlen, const void *src, size_t n)
 		size_t		need = (c == '\\' || c == '"') ? 2 :
 		    (c >= 0x20 && c < 0x7f) ? 1 : 4;
 
-		if (o + need + 4 > dstlen) {
+		/* the last byte fits without "..." after it; others need
+		 * room for "..." in case what follows does not fit */
+		if (o + need + (i + 1 < n ? 3 : 0) + 1 > dstlen) {
+			while (o > 0 && o + 4 > dstlen)
+				o--;
 			if (o + 4 <= dstlen) {
 				memcpy(dst + o, "...", 3);
 				o += 3;

@@ -82,7 +82,10 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	int		 fd = -1, rc = ERR_IO;
 
 	xasprintf(&tmp, "%s.tmp.%d", path, (int)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+	/* a stale tmp of ours may exist after a crash; never follow links */
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode)) < 0)
 		goto fail;
 	if (fchmod(fd, mode) < 0)
 		goto fail;

@@ -255,7 +255,7 @@ class Node:
     def alive(self, daemon):
         return self.procs[daemon].poll() is None
 
-    def signal(self, daemon, sig):
+    def send_signal(self, daemon, sig):
         self.procs[daemon].send_signal(sig)
 
     def stop(self, daemon, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
@@ -301,10 +301,10 @@ class Node:
     def run(self, prog, *args, timeout=60, **kw):
         """Run build/<prog> with args; returns CompletedProcess (text)."""
         require_binaries([prog])
+        kw.setdefault("env", daemon_env())
         return subprocess.run([build_path(prog)] + list(args),
                               stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, cwd=self.dir, env=daemon_env(),
-                              timeout=timeout, **kw)
+                              text=True, cwd=self.dir, timeout=timeout, **kw)
 
 
 # ---------------------------------------------------------------- helpers

@@ -381,10 +381,12 @@ static void
 test_common_http_parse__max_body_exact(void **state)
 {
 	const char		*cl = "POST / HTTP/1.1\r\nHost: h\r\n"
-				    "Content-Length: 16\r\n\r\n0123456789abcdef";
+				    "Content-Length: 16\r\n\r\n"
+				    "0123456789abcdef";
 	const char		*ch = "POST / HTTP/1.1\r\nHost: h\r\n"
 				    "Transfer-Encoding: chunked\r\n\r\n"
-				    "a\r\n0123456789\r\n6\r\nabcdef\r\n0\r\n\r\n";
+				    "a\r\n0123456789\r\n6\r\nabcdef\r\n"
+				    "0\r\n\r\n";
 	struct http_parser	 p;
 	size_t			 used, blen;
 

@@ -282,7 +282,7 @@ test_common_line__bytewise_equals_whole(void **state)
 
 /* Pseudo-random inputs over a small alphabet; a fixed seed. */
 static void
-test_common_line__bytewise_equals_whole_random(void **state)
+test_common_line__bytewise_random(void **state)
 {
 	static const char	 alpha[] = "ab\r\n";
 	char			 in[40];
@@ -457,7 +457,7 @@ main(void)
 		cmocka_unit_test(test_common_line__empty_first_line),
 		cmocka_unit_test(test_common_line__empty_feed),
 		cmocka_unit_test(test_common_line__bytewise_equals_whole),
-		cmocka_unit_test(test_common_line__bytewise_equals_whole_random),
+		cmocka_unit_test(test_common_line__bytewise_random),
 		cmocka_unit_test(test_common_line__limit_exact),
 		cmocka_unit_test(test_common_line__limit_plus_one),
 		cmocka_unit_test(test_common_line__bare_lf),

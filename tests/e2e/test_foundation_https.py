@@ -1,0 +1,108 @@
+"""
+The HTTPS JSON APIs of keyservice and docstore (foundation: GET /healthz
+and JSON errors), with curl and http.client.
+"""
+import http.client
+import json
+import os
+import subprocess
+
+import pytest
+
+SERVICES = ["keyservice", "docstore"]
+
+
+def curl(node, pname, path, *args, timeout=30):
+    """curl over verified TLS; returns (status, headers dict, body text)."""
+    d = node.dir
+    hdr = os.path.join(d, "curl.headers")
+    body = os.path.join(d, "curl.body")
+    for p in (hdr, body):
+        if os.path.exists(p):
+            os.unlink(p)
+    r = subprocess.run(
+        ["curl", "-sS", "--cacert", node.ca, "-m", str(timeout - 5),
+         "-D", hdr, "-o", body, "-w", "%{http_code}",
+         "https://127.0.0.1:%d%s" % (node.port(pname), path)] + list(args),
+        capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, "curl failed (rc=%d): %s" % (r.returncode,
+                                                          r.stderr)
+    headers = {}
+    with open(hdr) as f:
+        for line in f:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+    with open(body, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    return int(r.stdout.strip()), headers, text
+
+
+def assert_json_error(headers, body):
+    assert headers.get("content-type", "").startswith("application/json"), \
+        headers
+    doc = json.loads(body)
+    assert isinstance(doc, dict), body
+    assert isinstance(doc.get("error"), str) and doc["error"], body
+    assert isinstance(doc.get("message"), str) and doc["message"], body
+    return doc
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_healthz(node, svc):
+    status, headers, body = curl(node, svc, "/healthz")
+    assert status == 200, body
+    assert headers.get("content-type", "").startswith("application/json"), \
+        headers
+    assert json.loads(body) == {"status": "ok", "service": svc}
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_healthz_http_client_keepalive(node, svc):
+    """Two requests on one HTTP/1.1 connection, verified TLS."""
+    c = http.client.HTTPSConnection("127.0.0.1", node.port(svc),
+                                    context=node.ssl_context(), timeout=10)
+    try:
+        for _ in range(2):
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200, body
+            assert json.loads(body) == {"status": "ok", "service": svc}
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_unknown_path_404_json(node, svc):
+    status, headers, body = curl(node, svc, "/no/such/path")
+    assert status == 404, body
+    assert_json_error(headers, body)
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_post_healthz_405_json(node, svc):
+    status, headers, body = curl(node, svc, "/healthz", "-X", "POST",
+                                 "-H", "Content-Type: application/json",
+                                 "--data", "{}")
+    assert status == 405, body
+    assert_json_error(headers, body)
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_405_lists_allowed_methods(node, svc):
+    """RFC 9110 15.5.6: a 405 response MUST carry an Allow header."""
+    status, headers, body = curl(node, svc, "/healthz", "-X", "DELETE")
+    assert status == 405, body
+    assert "GET" in headers.get("allow", ""), headers
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_huge_header_431_json_then_still_serving(node, svc):
+    big = "X-Big: " + "a" * (20 * 1024)
+    status, headers, body = curl(node, svc, "/healthz", "-H", big)
+    assert status == 431, body
+    assert_json_error(headers, body)
+    status, _, body = curl(node, svc, "/healthz")
+    assert status == 200, body
+    assert node.alive(svc)

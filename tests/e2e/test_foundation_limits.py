@@ -1,0 +1,228 @@
+"""
+Connection limits and idle timeouts (common/net): a flood of idle
+connections never locks out a new client (the least recently active one is
+evicted, with a goodbye), and idle sessions are closed.
+"""
+import imaplib
+import resource
+import smtplib
+import socket
+import subprocess
+import time
+
+import pytest
+
+from amanat_node import closed_by_peer, read_until_eof, recv_line
+
+FLOOD = 300
+LIMIT = "50"
+SERVED_WITHIN = 10.0    # seconds; generous for ASan builds
+
+
+@pytest.fixture(autouse=True)
+def nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    yield
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class Flood:
+    """n idle TCP connections to a port, kept open and never read."""
+
+    def __init__(self, port, n):
+        self.socks = []
+        try:
+            for _ in range(n):
+                self.socks.append(socket.create_connection(
+                    ("127.0.0.1", port), timeout=10))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def limited(*sections):
+    return {s: {"max_connections": LIMIT} for s in sections}
+
+
+def still_open(sock, first_line_prefix=None, wait=0.5):
+    """The connection is open: optional first line, then no EOF."""
+    buf = bytearray()
+    if first_line_prefix is not None:
+        line = recv_line(sock, 10, buf)
+        if not line.startswith(first_line_prefix):
+            return False
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(4096)
+    except socket.timeout:
+        return True
+    except ConnectionResetError:
+        return False
+    return data != b""
+
+
+def test_smtp_flood_new_client_served(make_node):
+    node = make_node(limited("mailsrv"), daemons=("mailsrv",))
+    with Flood(node.port("smtp"), FLOOD) as fl:
+        t0 = time.monotonic()
+        s = smtplib.SMTP("127.0.0.1", node.port("smtp"), timeout=15)
+        try:
+            code, msg = s.ehlo("client.example.org")
+            assert code == 250, msg
+            elapsed = time.monotonic() - t0
+            assert elapsed < SERVED_WITHIN, "served after %.1fs" % elapsed
+            assert s.noop()[0] == 250
+        finally:
+            s.quit()
+        # the oldest was evicted with a goodbye, the newest kept
+        old = read_until_eof(fl.socks[0], 10)
+        assert old.startswith(b"220 "), old
+        assert b"421 4.7.0 " in old and b"Too many connections" in old, old
+        assert still_open(fl.socks[-1], b"220 ")
+        assert node.alive("mailsrv")
+    assert "evicted" in node.log("mailsrv")
+
+
+def test_smtp_flood_does_not_starve_imap(make_node):
+    """SMTP and IMAP keep separate pools: an SMTP flood evicts no IMAP
+    session."""
+    node = make_node(limited("mailsrv"), daemons=("mailsrv",))
+    m = imaplib.IMAP4("127.0.0.1", node.port("imap"), timeout=15)
+    try:
+        with Flood(node.port("smtp"), FLOOD):
+            assert m.noop()[0] == "OK"
+    finally:
+        m.logout()
+
+
+def test_imap_flood_new_client_served(make_node):
+    node = make_node(limited("mailsrv"), daemons=("mailsrv",))
+    with Flood(node.port("imap"), FLOOD) as fl:
+        t0 = time.monotonic()
+        m = imaplib.IMAP4("127.0.0.1", node.port("imap"), timeout=15)
+        try:
+            assert m.welcome.startswith(b"* OK"), m.welcome
+            assert m.capability()[0] == "OK"
+            elapsed = time.monotonic() - t0
+            assert elapsed < SERVED_WITHIN, "served after %.1fs" % elapsed
+        finally:
+            m.logout()
+        old = read_until_eof(fl.socks[0], 10)
+        assert old.startswith(b"* OK"), old
+        assert b"* BYE Too many connections" in old, old
+        assert still_open(fl.socks[-1], b"* OK")
+        assert node.alive("mailsrv")
+
+
+@pytest.mark.parametrize("svc", ["keyservice", "docstore"])
+def test_https_flood_new_client_served(make_node, svc):
+    node = make_node(limited(svc), daemons=(svc,))
+    with Flood(node.port(svc), FLOOD) as fl:
+        t0 = time.monotonic()
+        r = subprocess.run(
+            ["curl", "-sS", "--cacert", node.ca, "-m", "15", "-o",
+             "/dev/null", "-w", "%{http_code}",
+             "https://127.0.0.1:%d/healthz" % node.port(svc)],
+            capture_output=True, text=True, timeout=30)
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "200"
+        assert elapsed < SERVED_WITHIN, "served after %.1fs" % elapsed
+        assert closed_by_peer(fl.socks[0], 10), "oldest was not evicted"
+        assert still_open(fl.socks[-1])
+        assert node.alive(svc)
+
+
+def test_smtp_thousand_idle_default_limit(make_node):
+    node = make_node(daemons=("mailsrv",))
+    with Flood(node.port("smtp"), 1000) as fl:
+        t0 = time.monotonic()
+        s = smtplib.SMTP("127.0.0.1", node.port("smtp"), timeout=15)
+        try:
+            code, msg = s.ehlo("client.example.org")
+            assert code == 250, msg
+            elapsed = time.monotonic() - t0
+            assert elapsed < SERVED_WITHIN, "served after %.1fs" % elapsed
+        finally:
+            s.quit()
+        # under the default limit (10000) nobody was evicted
+        assert still_open(fl.socks[0], b"220 ")
+        assert still_open(fl.socks[-1], b"220 ")
+        assert node.alive("mailsrv")
+    assert "evicted" not in node.log("mailsrv")
+
+
+def test_smtp_idle_timeout(make_node):
+    node = make_node({"mailsrv": {"smtp_idle_timeout": "2s"}},
+                     daemons=("mailsrv",))
+    with socket.create_connection(("127.0.0.1", node.port("smtp")),
+                                  timeout=10) as s:
+        buf = bytearray()
+        assert recv_line(s, 10, buf).startswith(b"220 ")
+        t0 = time.monotonic()
+        bye = recv_line(s, 10, buf)
+        elapsed = time.monotonic() - t0
+        assert bye.startswith(b"421 4.4.2 "), bye
+        assert 1.5 <= elapsed <= 5.0, "timeout after %.1fs" % elapsed
+        assert bytes(buf) + read_until_eof(s, 5) == b""
+
+
+def test_smtp_activity_resets_idle_timer(make_node):
+    node = make_node({"mailsrv": {"smtp_idle_timeout": "2s"}},
+                     daemons=("mailsrv",))
+    with socket.create_connection(("127.0.0.1", node.port("smtp")),
+                                  timeout=10) as s:
+        buf = bytearray()
+        assert recv_line(s, 10, buf).startswith(b"220 ")
+        for _ in range(5):          # 5 s of activity, every second
+            time.sleep(1.0)
+            s.sendall(b"NOOP\r\n")
+            assert recv_line(s, 10, buf).startswith(b"250 ")
+        assert recv_line(s, 10, buf).startswith(b"421 4.4.2 ")
+
+
+def test_smtps_idle_timeout_before_handshake(make_node):
+    """A TLS port connection that never starts its handshake is closed
+    by the idle timeout too."""
+    node = make_node({"mailsrv": {"smtp_idle_timeout": "2s"}},
+                     daemons=("mailsrv",))
+    with socket.create_connection(("127.0.0.1", node.port("smtps")),
+                                  timeout=10) as s:
+        t0 = time.monotonic()
+        assert closed_by_peer(s, 10)
+        assert time.monotonic() - t0 <= 6.0
+
+
+@pytest.mark.parametrize("svc", ["keyservice", "docstore"])
+def test_https_idle_timeout(make_node, svc):
+    node = make_node({svc: {"idle_timeout": "2s"}}, daemons=(svc,))
+    ctx = node.ssl_context()
+    with socket.create_connection(("127.0.0.1", node.port(svc)),
+                                  timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            t0 = time.monotonic()
+            s.settimeout(10)
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                pytest.fail("idle TLS connection still open after 10s")
+            except OSError:         # reset, or TLS EOF without close_notify
+                data = b""
+            assert data == b"", data
+            elapsed = time.monotonic() - t0
+            assert 1.5 <= elapsed <= 6.0, "closed after %.1fs" % elapsed
