@@ -4,6 +4,7 @@ connections never locks out a new client (the least recently active one is
 evicted, with a goodbye), and idle sessions are closed.
 """
 import imaplib
+import os
 import resource
 import smtplib
 import socket
@@ -226,3 +227,40 @@ def test_https_idle_timeout(make_node, svc):
             assert data == b"", data
             elapsed = time.monotonic() - t0
             assert 1.5 <= elapsed <= 6.0, "closed after %.1fs" % elapsed
+
+
+def daemon_fds(node, daemon):
+    return len(os.listdir("/proc/%d/fd" % node.proc(daemon).pid))
+
+
+def wait_fds_at_most(node, daemon, limit, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        n = daemon_fds(node, daemon)
+        if n <= limit or time.monotonic() > deadline:
+            return n
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("pname,daemon,section", [
+    ("smtps", "mailsrv", "mailsrv"),
+    ("imaps", "mailsrv", "mailsrv"),
+    ("smtp", "mailsrv", "mailsrv"),
+    ("keyservice", "keyservice", "keyservice"),
+    ("docstore", "docstore", "docstore"),
+])
+def test_flood_keeps_daemon_fds_bounded(make_node, pname, daemon, section):
+    """max_connections bounds the daemon's sockets, not only its live
+    sessions: evicted connections (a TLS port's ones never handshake) are
+    released, and nothing is left behind once the clients go away."""
+    node = make_node(limited(section), daemons=(daemon,))
+    base = daemon_fds(node, daemon)
+    with Flood(node.port(pname), FLOOD):
+        during = wait_fds_at_most(node, daemon, base + int(LIMIT) + 5)
+        assert during <= base + int(LIMIT) + 5, \
+            "%d fds open with max_connections %s (baseline %d)" % (
+                during, LIMIT, base)
+    after = wait_fds_at_most(node, daemon, base + 2)
+    assert after <= base + 2, \
+        "%d fds still open after every client left (baseline %d)" % (
+            after, base)
