@@ -99,7 +99,24 @@ struct amanat_conf {
 		struct conf_httpd http;
 		char		*master_key;	/* secret */
 		long long	 map_size;
+		char		*crl_listen;	/* plain HTTP: CRL, CA cert */
+		char		*crl_url;	/* named in issued certs */
+		long long	 argon2_memory;	/* bytes */
+		long long	 argon2_time;
+		long long	 argon2_lanes;
+		long long	 workers;
+		long long	 login_free_failures;
+		long long	 login_delay;	/* ms, doubles per failure */
+		long long	 login_max_delay;
+		long long	 login_window;
 	} keyservice;
+
+	/* How a service or the CLI reaches keyservice (mutual TLS). */
+
+	struct {
+		char		*cert;		/* client certificate */
+		char		*key;		/* its key (secret) */
+	} mailsrv_client, docstore_client, cli;
 
 	struct {
 		char		*hostname;

@@ -26,7 +26,7 @@ static void
 usage(const char *name, int init)
 {
 	fprintf(stderr, "usage: %s [-d] [-n] [-c file]%s\n", name,
-	    init ? " [--init]" : "");
+	    init ? " [--init [--demo]]" : "");
 	exit(DAEMON_EXIT_USAGE);
 }
 
@@ -109,7 +109,7 @@ daemon_reload(struct daemon *d)
 		conf_free(&ncf);
 		return;
 	}
-	if (daemon_tls_ctx(&nctx, &ncf, TLS_VERIFY_NONE) < 0) {
+	if (daemon_tls_ctx(&nctx, &ncf, d->ops->tls_verify) < 0) {
 		log_warnx("%s reload refused: %s", d->ops->name, err_msg());
 		conf_free(&ncf);
 		return;
@@ -162,6 +162,7 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *arg)
 {
 	static const struct option longopts[] = {
 		{ "init", no_argument, NULL, 'I' },
+		{ "demo", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -190,11 +191,14 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *arg)
 				usage(ops->name, 0);
 			init = 1;
 			break;
+		case 'D':
+			d.demo = 1;
+			break;
 		default:
 			usage(ops->name, ops->init != NULL);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (d.demo && !init))
 		usage(ops->name, ops->init != NULL);
 
 	signal(SIGPIPE, SIG_IGN);
@@ -218,7 +222,7 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *arg)
 
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if (daemon_tls_ctx(&d.tls, &d.conf, TLS_VERIFY_NONE) < 0) {
+	if (daemon_tls_ctx(&d.tls, &d.conf, ops->tls_verify) < 0) {
 		log_error("%s tls: %s", ops->name, err_msg());
 		return 1;
 	}

@@ -1,12 +1,13 @@
 /*
  * daemon.h -- what every Amanat daemon does the same way.
  *
- *	<daemon> [-d] [-n] [-c file] [--init]
+ *	<daemon> [-d] [-n] [-c file] [--init [--demo]]
  *
  * -c the node configuration (default /etc/amanat/amanat.conf); -n check the
  * configuration and the files it names, print "configuration OK" and exit
  * 0, or print "file:line: message" and exit 2; -d log at debug level;
- * --init (daemons with an init hook) create what the node needs and exit.
+ * --init (daemons with an init hook) create what the node needs and exit;
+ * --demo with it also creates the demo node's departments and users.
  *
  * daemon_main() loads the config, sets up logging, builds the server TLS
  * context from [tls], runs ops->start, then the event loop until SIGTERM
@@ -31,6 +32,8 @@ struct daemon;
 
 struct daemon_ops {
 	const char	*name;
+	/* enum tls_verify for its listeners: keyservice requires mTLS. */
+	int		 tls_verify;
 	/* Optional (--init): create keys, certificates, directories. */
 	int		(*init)(struct daemon *);
 	/* Bind listeners, open stores.  d->tls is ready. */
@@ -51,6 +54,7 @@ struct daemon {
 	SSL_CTX			*tls;	/* server context from [tls] */
 	void			*arg;
 	int			 debug;
+	int			 demo;	/* --init --demo: demo directory */
 	struct event		*sigev[3];
 };
 

@@ -174,6 +174,12 @@ http_server_listen(struct http_server *srv, const char *hostport)
 	return net_server_listen(srv->net, hostport, NET_TLS, NULL);
 }
 
+int
+http_server_listen_plain(struct http_server *srv, const char *hostport)
+{
+	return net_server_listen(srv->net, hostport, NET_PLAIN, NULL);
+}
+
 void
 http_server_set_tls(struct http_server *srv, SSL_CTX *ctx)
 {

@@ -60,6 +60,11 @@ int	http_server_new(struct http_server **, struct event_base *,
 	    const struct http_route *, void *);
 /* Listen with implicit TLS (the only mode; ctx via http_server_set_tls). */
 int	http_server_listen(struct http_server *, const char *);
+/*
+ * Listen without TLS: only for public data that carries its own
+ * signature (the CRL and the CA certificate), never for an API.
+ */
+int	http_server_listen_plain(struct http_server *, const char *);
 void	http_server_set_tls(struct http_server *, SSL_CTX *);
 void	http_server_set_limits(struct http_server *, const struct http_limits *);
 struct net_server *http_server_net(struct http_server *);

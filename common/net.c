@@ -716,6 +716,8 @@ void
 net_conn_pause(struct net_conn *c)
 {
 	c->flags |= C_PAUSED;
+	/* work in progress is activity: not the first to be evicted */
+	net_conn_touch(c);
 	if (c->bev != NULL)
 		bufferevent_disable(c->bev, EV_READ);
 }

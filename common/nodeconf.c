@@ -69,10 +69,28 @@ static const struct conf_knob tls_knobs[] = {
 };
 
 static const struct conf_knob keyservice_knobs[] = {
+	{ "argon2_lanes", CONF_INT, OFF(keyservice.argon2_lanes), 1, 16, "1",
+	    NULL },
+	{ "argon2_memory", CONF_SIZE, OFF(keyservice.argon2_memory), 1 * MIB,
+	    1 * GIB, "64M", NULL },
+	{ "argon2_time", CONF_INT, OFF(keyservice.argon2_time), 1, 20, "3",
+	    NULL },
+	{ "crl_listen", CONF_ADDR, OFF(keyservice.crl_listen), 0, 0,
+	    "127.0.0.1:8445", NULL },
+	{ "crl_url", CONF_STR, OFF(keyservice.crl_url), 1, 256,
+	    "http://127.0.0.1:8445/crl.der", NULL },
 	{ "idle_timeout", CONF_DURATION, OFF(keyservice.http.idle_timeout),
 	    1 * SEC, 1 * DAY, "60s", NULL },
 	{ "listen", CONF_ADDR, OFF(keyservice.http.listen), 0, 0,
 	    "127.0.0.1:8444", NULL },
+	{ "login_delay", CONF_DURATION, OFF(keyservice.login_delay), 1,
+	    1 * MIN, "1s", NULL },
+	{ "login_free_failures", CONF_INT,
+	    OFF(keyservice.login_free_failures), 1, 100, "5", NULL },
+	{ "login_max_delay", CONF_DURATION, OFF(keyservice.login_max_delay),
+	    1 * SEC, 1 * DAY, "15m", NULL },
+	{ "login_window", CONF_DURATION, OFF(keyservice.login_window),
+	    1 * MIN, 1 * DAY, "15m", NULL },
 	{ "map_size", CONF_SIZE, OFF(keyservice.map_size), 1 * MIB, 1 * TIB,
 	    "64M", NULL },
 	{ "master_key", CONF_SECRET, OFF(keyservice.master_key), 0, 0,
@@ -83,6 +101,7 @@ static const struct conf_knob keyservice_knobs[] = {
 	    CONNS_MAX, "10000", NULL },
 	{ "output_limit", CONF_SIZE, OFF(keyservice.http.output_limit), 4 * KIB,
 	    1 * GIB, "4M", NULL },
+	{ "workers", CONF_INT, OFF(keyservice.workers), 1, 64, "2", NULL },
 };
 
 static const struct conf_knob mailsrv_knobs[] = {
@@ -123,6 +142,25 @@ static const struct conf_knob docstore_knobs[] = {
 	    1 * GIB, "4M", NULL },
 };
 
+static const struct conf_knob mailsrv_client_knobs[] = {
+	{ "cert", CONF_PATH, OFF(mailsrv_client.cert), 0, 0,
+	    "clients/mailsrv.pem", NULL },
+	{ "key", CONF_SECRET, OFF(mailsrv_client.key), 0, 0,
+	    "clients/mailsrv.key", NULL },
+};
+
+static const struct conf_knob docstore_client_knobs[] = {
+	{ "cert", CONF_PATH, OFF(docstore_client.cert), 0, 0,
+	    "clients/docstore.pem", NULL },
+	{ "key", CONF_SECRET, OFF(docstore_client.key), 0, 0,
+	    "clients/docstore.key", NULL },
+};
+
+static const struct conf_knob cli_knobs[] = {
+	{ "cert", CONF_PATH, OFF(cli.cert), 0, 0, "clients/admin.pem", NULL },
+	{ "key", CONF_SECRET, OFF(cli.key), 0, 0, "clients/admin.key", NULL },
+};
+
 #define SECTION(n, k)	{ n, k, nitems(k) }
 
 const struct conf_section conf_sections[] = {
@@ -131,6 +169,9 @@ const struct conf_section conf_sections[] = {
 	SECTION("keyservice", keyservice_knobs),
 	SECTION("mailsrv", mailsrv_knobs),
 	SECTION("docstore", docstore_knobs),
+	SECTION("mailsrv_client", mailsrv_client_knobs),
+	SECTION("docstore_client", docstore_client_knobs),
+	SECTION("cli", cli_knobs),
 };
 
 const size_t conf_nsections = nitems(conf_sections);

@@ -42,20 +42,55 @@ def s_client(node, port, *args, stdin="", timeout=30):
         input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
+def assert_verified_session(r):
+    """s_client -brief: a verified TLS 1.2/1.3 session was established.
+    (Its exit code also reflects how the server closed: see
+    test_server_sends_close_notify.)"""
+    err = r.stderr
+    assert "CONNECTION ESTABLISHED" in err, err + r.stdout
+    assert "Verification: OK" in err, err
+    assert "verify error" not in err, err
+    m = re.search(r"Protocol version: (\S+)", err)
+    assert m and m.group(1) in ("TLSv1.2", "TLSv1.3"), err
+
+
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_s_client_verified_handshake(node, pname):
     r = s_client(node, node.port(pname), "-verify_return_error", "-brief",
-                 "-verify_ip", "127.0.0.1", "-servername", "localhost",
-                 stdin=GOODBYE[pname])
-    err = r.stderr
-    assert r.returncode == 0, "s_client failed:\n%s\n%s" % (err, r.stdout)
-    assert "CONNECTION ESTABLISHED" in err, err
-    assert "Verification: OK" in err, err
-    m = re.search(r"Protocol version: (\S+)", err)
-    assert m and m.group(1) in ("TLSv1.2", "TLSv1.3"), err
+                 "-ign_eof", "-verify_ip", "127.0.0.1",
+                 "-servername", "localhost", stdin=GOODBYE[pname])
+    assert_verified_session(r)
     assert r.stdout.startswith(FIRST_LINE[pname]), \
         "first application line: %r" % r.stdout[:200]
 
+
+@pytest.mark.parametrize("pname", IMPLICIT)
+def test_server_sends_close_notify(node, pname):
+    """RFC 8446 6.1: the server sends close_notify before closing its
+    side, so a client can tell a complete reply from a truncation."""
+    ctx = node.ssl_context()
+    # Python sets OP_IGNORE_UNEXPECTED_EOF by default: clear it so that a
+    # TCP close without close_notify is seen as the error it is
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    with socket.create_connection(("127.0.0.1", node.port(pname)),
+                                  timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                             suppress_ragged_eofs=False) as s:
+            s.sendall(GOODBYE[pname].encode())
+            data = b""
+            s.settimeout(10)
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ssl.SSLError as e:
+                    if "EOF" not in str(e).upper():
+                        raise
+                    pytest.fail("server closed TCP without close_notify "
+                                "after %r: %s" % (data[:80], e))
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(FIRST_LINE[pname].encode()), data
 
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_python_ssl_handshake_verified(node, pname):
@@ -111,13 +146,12 @@ def test_s_client_tls11_refused_after_starttls(node, tls11_client, pname,
 @pytest.mark.parametrize("pname,proto", STARTTLS)
 def test_s_client_starttls_verified(node, pname, proto):
     r = s_client(node, node.port(pname), "-starttls", proto,
-                 "-verify_return_error", "-brief", "-verify_ip", "127.0.0.1",
+                 "-verify_return_error", "-brief", "-ign_eof",
+                 "-verify_ip", "127.0.0.1",
                  stdin="QUIT\r\n" if proto == "smtp" else "a1 LOGOUT\r\n")
-    err = r.stderr
-    assert r.returncode == 0, err + r.stdout
-    assert "Verification: OK" in err, err
-    m = re.search(r"Protocol version: (\S+)", err)
-    assert m and m.group(1) in ("TLSv1.2", "TLSv1.3"), err
+    assert_verified_session(r)
+    bye = "221 " if proto == "smtp" else "a1 OK"
+    assert bye in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("pname", IMPLICIT)

@@ -589,6 +589,12 @@ test_common_conf__check_files(void **state)
 	write_under(t, "d/tls/server.pem", "cert\n", 0644);
 	write_under(t, "d/tls/server.key", "key\n", 0644);
 	write_under(t, "d/keys/master.key", "master\n", 0600);
+	write_under(t, "d/clients/mailsrv.pem", "cert\n", 0644);
+	write_under(t, "d/clients/mailsrv.key", "key\n", 0600);
+	write_under(t, "d/clients/docstore.pem", "cert\n", 0644);
+	write_under(t, "d/clients/docstore.key", "key\n", 0600);
+	write_under(t, "d/clients/admin.pem", "cert\n", 0644);
+	write_under(t, "d/clients/admin.key", "key\n", 0600);
 	assert_int_equal(load(t, &cf, "[node]\ndatadir = d\n\n[tls]\n"
 	    "key = tls/server.key\n"), 0);
 	assert_int_equal(conf_check_files(&cf), ERR_PERM);
