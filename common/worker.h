@@ -23,7 +23,7 @@ typedef void	(*worker_fn)(void *);
 int	worker_pool_new(struct worker_pool **, struct event_base *, unsigned,
 	    size_t);
 int	worker_submit(struct worker_pool *, worker_fn, worker_fn, void *);
-/* Jobs queued or running. */
+/* Jobs submitted whose done() has not returned yet. */
 size_t	worker_pending(struct worker_pool *);
 void	worker_pool_free(struct worker_pool **);
 

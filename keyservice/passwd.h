@@ -53,6 +53,10 @@ struct throttle_params {
 	size_t		max_entries;	/* memory bound: oldest entries evicted */
 };
 
+/*
+ * NULL (ERR_INVAL in err_msg()) unless 1 <= max_entries <= 4M and
+ * window_ms > 0.
+ */
 struct throttle	*throttle_new(const struct throttle_params *);
 void		 throttle_free(struct throttle **);
 /*
@@ -65,5 +69,7 @@ uint64_t	 throttle_check(struct throttle *, const char *, const char *,
 void		 throttle_fail(struct throttle *, const char *, const char *,
 		    uint64_t);
 void		 throttle_success(struct throttle *, const char *, uint64_t);
+/* Entries held (users and sources); for tests and metrics. */
+size_t		 throttle_size(struct throttle *);
 
 #endif
