@@ -131,8 +131,61 @@ ks_auth_user(struct keyservice *ks, struct http_req *req,
 	return 0;
 }
 
+/*
+ * Resolved callers by certificate serial, valid while the directory's
+ * epoch is unchanged (any write invalidates all): the hot path (data key
+ * requests from services) then costs no LMDB reads.
+ */
+#define KS_AUTH_CACHE	256
+
+struct ks_auth_entry {
+	uint64_t		epoch;	/* 0: empty */
+	struct ks_caller	caller;
+};
+
+static struct ks_auth_entry	ks_auth_cache[KS_AUTH_CACHE];
+
+static struct ks_auth_entry *
+ks_auth_slot(const char *serial)
+{
+	uint32_t	h = 2166136261u;
+
+	while (*serial != '\0')
+		h = (h ^ (unsigned char)*serial++) * 16777619u;
+	return &ks_auth_cache[h % KS_AUTH_CACHE];
+}
+
+static int	ks_auth_resolve(struct keyservice *, struct http_req *,
+		    struct ks_caller *);
+
 int
 ks_auth(struct keyservice *ks, struct http_req *req, struct ks_caller *c)
+{
+	struct net_conn		*nc = http_req_conn(req);
+	SSL			*ssl = nc ? net_conn_ssl(nc) : NULL;
+	X509			*cert;
+	struct ks_auth_entry	*e;
+	char			 serial[CA_SERIAL_HEX_MAX];
+	uint64_t		 epoch = dir_epoch(ks->dir) + 1;
+
+	if (ssl == NULL || (cert = SSL_get0_peer_certificate(ssl)) == NULL)
+		return ks_forbid(req, "a client certificate is required");
+	ca_serial_hex(serial, cert);
+	e = ks_auth_slot(serial);
+	if (e->epoch == epoch && strcmp(e->caller.serial, serial) == 0) {
+		*c = e->caller;
+		return 0;
+	}
+	if (ks_auth_resolve(ks, req, c) < 0)
+		return -1;
+	e->epoch = epoch;
+	e->caller = *c;
+	return 0;
+}
+
+static int
+ks_auth_resolve(struct keyservice *ks, struct http_req *req,
+    struct ks_caller *c)
 {
 	struct net_conn	*nc = http_req_conn(req);
 	SSL		*ssl = nc ? net_conn_ssl(nc) : NULL;

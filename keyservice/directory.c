@@ -30,7 +30,16 @@ struct dir {
 	struct db_env	*env;
 	MDB_dbi		 depts, domains, users, principals, certs, escrow,
 			 meta;
+	uint64_t	 epoch;
 };
+
+/* Every write goes through here: count it for dir_epoch(). */
+static int
+dir_write(struct dir *d, db_txn_fn fn, void *arg)
+{
+	d->epoch++;
+	return db_write(d->env, fn, arg);
+}
 
 static const char *const dir_roles[] = {
 	"user", "dept-admin", "security-officer",
@@ -139,6 +148,12 @@ dir_close(struct dir **dp)
 {
 	free(*dp);
 	*dp = NULL;
+}
+
+uint64_t
+dir_epoch(struct dir *d)
+{
+	return d->epoch;
 }
 
 struct db_env *
@@ -368,7 +383,7 @@ dir_dept_add(struct dir *d, const char *name, const char *display,
 	op.rec = json_pack("{s:i,s:s,s:s,s:o,s:I}", "v", DIR_RECORD_VERSION,
 	    "name", name, "display_name", display ? display : name,
 	    "domains", doms, "created", (json_int_t)time(NULL));
-	if ((rc = db_write(d->env, dir_dept_add_cb, &op)) < 0) {
+	if ((rc = dir_write(d, dir_dept_add_cb, &op)) < 0) {
 		json_decref(op.rec);
 		return rc;
 	}
@@ -535,7 +550,7 @@ dir_user_add(struct dir *d, const char *address, const char *display,
 	    "password", pwhash, "created", now, "updated", now);
 	if (roles == NULL)	/* json_pack "O" took a second reference */
 		json_decref(json_object_get(op.rec, "roles"));
-	if ((rc = db_write(d->env, dir_user_add_cb, &op)) < 0) {
+	if ((rc = dir_write(d, dir_user_add_cb, &op)) < 0) {
 		json_decref(op.rec);
 		return rc;
 	}
@@ -624,7 +639,7 @@ dir_user_update(struct dir *d, const char *address, json_t *patch,
 		}
 	}
 	op.rec = patch;
-	if ((rc = db_write(d->env, dir_user_update_cb, &op)) < 0)
+	if ((rc = dir_write(d, dir_user_update_cb, &op)) < 0)
 		return rc;
 	if (out != NULL)
 		*out = dir_user_public(op.out);
@@ -659,7 +674,7 @@ dir_user_delete(struct dir *d, const char *address)
 		err_set(ERR_NOTFOUND, "no such user");
 		return ERR_NOTFOUND;
 	}
-	return db_write(d->env, dir_user_delete_cb, &op);
+	return dir_write(d, dir_user_delete_cb, &op);
 }
 
 int
@@ -712,7 +727,7 @@ dir_principal_put(struct dir *d, const char *name, const char *role)
 	}
 	op.rec = json_pack("{s:i,s:s,s:s}", "v", DIR_RECORD_VERSION, "name",
 	    name, "role", role);
-	rc = db_write(d->env, dir_put_cb, &op);
+	rc = dir_write(d, dir_put_cb, &op);
 	json_decref(op.rec);
 	return rc;
 }
@@ -754,7 +769,7 @@ dir_cert_put(struct dir *d, json_t *rec)
 		err_set(ERR_INVAL, "serial: lower-case hex");
 		return ERR_INVAL;
 	}
-	return db_write(d->env, dir_put_cb, &op);
+	return dir_write(d, dir_put_cb, &op);
 }
 
 int
@@ -828,7 +843,7 @@ dir_cert_revoke(struct dir *d, const char *serial, const char *reason,
 		err_set(ERR_NOTFOUND, "no such certificate");
 		return ERR_NOTFOUND;
 	}
-	rc = db_write(d->env, dir_revoke_cb, &op);
+	rc = dir_write(d, dir_revoke_cb, &op);
 	if (rc == 0 && out != NULL)
 		*out = op.out;
 	else
@@ -868,7 +883,7 @@ dir_escrow_put(struct dir *d, const char *serial, const char *wrapped)
 {
 	struct dir_raw_op	op = { d->escrow, serial, wrapped, NULL, 0 };
 
-	return db_write(d->env, dir_escrow_put_cb, &op);
+	return dir_write(d, dir_escrow_put_cb, &op);
 }
 
 static int
@@ -937,7 +952,7 @@ dir_counter_next(struct dir *d, const char *name, uint64_t *out)
 	struct dir_raw_op	op = { d->meta, name, NULL, NULL, 0 };
 	int			rc;
 
-	if ((rc = db_write(d->env, dir_counter_cb, &op)) == 0)
+	if ((rc = dir_write(d, dir_counter_cb, &op)) == 0)
 		*out = op.counter;
 	return rc;
 }

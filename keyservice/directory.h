@@ -43,6 +43,11 @@
 struct dir;
 
 int	dir_open(struct dir **, struct db_env *);
+/*
+ * A counter bumped by every write through this handle: what was derived
+ * from the directory (cached callers) is stale once it changes.
+ */
+uint64_t	dir_epoch(struct dir *);
 void	dir_close(struct dir **);
 struct db_env	*dir_env(struct dir *);
 
