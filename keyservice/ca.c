@@ -301,6 +301,13 @@ fail:
 	return ERR_GENERIC;
 }
 
+/* Never prompt for a passphrase: an encrypted PEM is refused. */
+static int
+ca_no_pass(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
 int
 ca_load(struct ca *ca, const char *certfile, const char *keyfile)
 {
@@ -308,11 +315,11 @@ ca_load(struct ca *ca, const char *certfile, const char *keyfile)
 
 	memset(ca, 0, sizeof(*ca));
 	if ((fp = fopen(certfile, "r")) != NULL) {
-		ca->cert = PEM_read_X509(fp, NULL, NULL, NULL);
+		ca->cert = PEM_read_X509(fp, NULL, ca_no_pass, NULL);
 		fclose(fp);
 	}
 	if ((fp = fopen(keyfile, "r")) != NULL) {
-		ca->key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+		ca->key = PEM_read_PrivateKey(fp, NULL, ca_no_pass, NULL);
 		fclose(fp);
 	}
 	if (ca->cert == NULL || ca->key == NULL) {
@@ -568,13 +575,6 @@ ca_newkey_ed25519(EVP_PKEY **out)
 	if ((*out = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) == NULL)
 		return tls_error("Ed25519 key");
 	return 0;
-}
-
-/* Never prompt for a passphrase: an encrypted PEM is refused. */
-static int
-ca_no_pass(char *buf, int size, int rwflag, void *u)
-{
-	return -1;
 }
 
 /* A PEM input must be present and at most CA_PEM_MAX bytes. */

@@ -6,13 +6,16 @@
  * checks with an X509_STORE), input checks (e-mail, CRL URL, CN, days,
  * key types), CSRs (good, tampered, oversized), CRLs (a revoked serial is
  * refused with CRL checking, another accepted), PKCS#12 (bags, pairing,
- * algorithms, passphrase), CMS detached signatures, raw signatures and
- * PEM round trips.
- * Runs in: the unit test binary only; one CA in memory per run.
+ * algorithms, passphrase), CMS detached signatures, raw signatures, PEM
+ * round trips and ca_load of written files.
+ * Runs in: the unit test binary only; one CA in memory per run; files
+ * only in a mkdtemp() directory that the test removes.
  * Failure policy: cmocka assertions.
  * SECURITY: encrypted PEM keys are refused without a prompt; S/MIME
  * addresses and CRL URLs cannot inject X509V3 configuration.
  */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1157,6 +1161,48 @@ test_keyservice_ca__pem_roundtrip(void **state)
 	free(data);
 }
 
+static void
+test_keyservice_ca__load_files(void **state)
+{
+	struct fixture	*f = *state;
+	struct ca	 loaded;
+	struct stat	 st;
+	char		 dir[] = "/tmp/amanat-test-ca.XXXXXX";
+	char		*cert, *key;
+	FILE		*fp;
+
+	assert_non_null(mkdtemp(dir));
+	cert = path_join(dir, "ca.pem");
+	key = path_join(dir, "ca.key");
+	assert_int_equal(ca_write_cert(cert, f->ca.cert, NULL), 0);
+	assert_int_equal(ca_write_key(key, f->ca.key), 0);
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(ca_load(&loaded, cert, key), 0);
+	assert_int_equal(X509_cmp(loaded.cert, f->ca.cert), 0);
+	assert_int_equal(EVP_PKEY_eq(loaded.key, f->ca.key), 1);
+	ca_free(&loaded);
+
+	/* an encrypted key file is refused, not prompted for */
+	fp = fopen(key, "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PKCS8PrivateKey(fp, f->ca.key,
+	    EVP_aes_256_cbc(), NULL, 0, NULL, (void *)"secret"), 1);
+	fclose(fp);
+	assert_true(ca_load(&loaded, cert, key) < 0);
+	assert_null(loaded.key);
+	/* a key of another certificate is refused */
+	assert_int_equal(ca_write_key(key, f->ec), 0);
+	assert_true(ca_load(&loaded, cert, key) < 0);
+	assert_null(loaded.cert);
+
+	assert_int_equal(unlink(cert), 0);
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(cert);
+	free(key);
+}
+
 int
 main(void)
 {
@@ -1178,6 +1224,7 @@ main(void)
 		cmocka_unit_test(test_keyservice_ca__sign_raw),
 		cmocka_unit_test(test_keyservice_ca__csr_parse),
 		cmocka_unit_test(test_keyservice_ca__pem_roundtrip),
+		cmocka_unit_test(test_keyservice_ca__load_files),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
