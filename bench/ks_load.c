@@ -64,10 +64,11 @@ struct load_conn {
 	int			 id;
 	uint64_t		 seq;
 	enum load_step		 step;
-	int			 hdr_done;	/* headers of the reply parsed */
+	int			 up;		/* TLS handshake done */
+	int			 hdr_done;	/* the reply's head is parsed */
 	int			 status;
 	size_t			 clen;
-	uint64_t		 t_sent;	/* µs, of the request in flight */
+	uint64_t		 t_sent;	/* us; the request in flight */
 	char			 ctx[64];
 	char			*plain;		/* the data key's plaintext */
 	char			*wrapped;
@@ -84,7 +85,7 @@ struct load {
 	int			 seconds;
 	struct load_conn	*conns;
 
-	uint64_t		 t_start;	/* µs */
+	uint64_t		 t_start;	/* us */
 	uint64_t		 t_begin;	/* measurement window */
 	uint64_t		 t_end;
 	int			 stopping;
@@ -92,7 +93,7 @@ struct load {
 	uint64_t		 pairs;		/* in the window */
 	uint64_t		 requests;
 	uint64_t		 errors;	/* at any time */
-	uint32_t		*lat;		/* µs, requests in the window */
+	uint32_t		*lat;		/* us, requests in the window */
 	size_t			 nlat, caplat;
 };
 
@@ -164,6 +165,7 @@ conn_fail(struct load_conn *c, const char *fmt, ...)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	c->up = 0;
 	free(c->plain);
 	free(c->wrapped);
 	c->plain = c->wrapped = NULL;
@@ -308,6 +310,9 @@ conn_reply(struct load_conn *c, const char *body, size_t len)
 	int		 rc = -1;
 
 	if (c->status != 200) {
+		while (len > 0 && (body[len - 1] == '\n' ||
+		    body[len - 1] == '\r'))
+			len--;
 		conn_fail(c, "%s: HTTP %d: %.*s", c->step == STEP_DATAKEY ?
 		    "datakey" : "unwrap", c->status, (int)(len > 200 ? 200 :
 		    len), body);
@@ -409,19 +414,25 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		fd = bufferevent_getfd(bev);
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+		c->up = 1;
 		c->step = STEP_DATAKEY;
 		conn_send(c);
 		return;
 	}
-	b[0] = '\0';
-	if ((e = bufferevent_get_openssl_error(bev)) != 0)
+	e = bufferevent_get_openssl_error(bev);
+	if (e != 0 && ERR_GET_LIB(e) != 0) {
 		ERR_error_string_n(e, b, sizeof(b));
-	if (what & BEV_EVENT_EOF)
+		conn_fail(c, "TLS error: %s", b);
+	} else if (e != 0 || (what & BEV_EVENT_ERROR))
+		conn_fail(c, "connection error: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if ((what & BEV_EVENT_EOF) && c->up)
 		conn_fail(c, "connection closed by the server");
+	else if (what & BEV_EVENT_EOF)
+		conn_fail(c, "connection refused or closed before the "
+		    "handshake ended");
 	else
-		conn_fail(c, "connection error: %s%s%s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
-		    b[0] ? ": " : "", b);
+		conn_fail(c, "connection event %#x", (unsigned)what);
 }
 
 static void
@@ -621,9 +632,14 @@ main(int argc, char *argv[])
 	if (event_base_dispatch(ld.base) < 0)
 		die("event_base_dispatch failed");
 
+	/* close_notify (best effort, non-blocking), so the server sees a
+	 * clean close rather than a truncated connection */
 	for (i = 0; i < ld.nconn; i++) {
-		if (ld.conns[i].bev != NULL)
+		if (ld.conns[i].bev != NULL) {
+			(void)SSL_shutdown(bufferevent_openssl_get_ssl(
+			    ld.conns[i].bev));
 			bufferevent_free(ld.conns[i].bev);
+		}
 		event_free(ld.conns[i].retry);
 		free(ld.conns[i].plain);
 		free(ld.conns[i].wrapped);

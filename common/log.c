@@ -25,6 +25,7 @@
 static const char	*log_ident = "amanat";
 static int		 log_level = LOG_LVL_INFO;
 static int		 log_dest = LOG_TO_STDERR;
+static int		 log_pid;	/* set by log_init (after any fork) */
 
 static const char *const level_names[] = {
 	"error", "warn", "info", "debug", "trace",
@@ -34,6 +35,7 @@ void
 log_init(const char *ident, int level, int dest)
 {
 	log_ident = ident;
+	log_pid = (int)getpid();
 	log_level = level;
 	log_dest = dest;
 	if (dest & LOG_TO_SYSLOG)
@@ -85,7 +87,8 @@ log_vline(int level, const char *errstr, const char *fmt, va_list ap)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ",
-		    ts.tv_nsec / 1000000, log_ident, (int)getpid(),
+		    ts.tv_nsec / 1000000, log_ident,
+		    log_pid ? log_pid : (int)getpid(),
 		    level_names[level]);
 		if (r > 0)
 			n += (size_t)r;

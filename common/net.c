@@ -505,7 +505,7 @@ net_server_listen(struct net_server *srv, const char *hostport, int mode,
 	    sizeof(*srv->listeners));
 	srv->listeners[srv->nlisteners++] = l;
 	log_info("%s listening addr=%s tls=%s", srv->name, hostport,
-	    mode == NET_TLS ? "implicit" : "starttls");
+	    mode == NET_TLS ? "implicit" : "plain");
 	return 0;
 }
 

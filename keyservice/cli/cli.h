@@ -139,6 +139,12 @@ void	cli_resp_clear(struct cli_resp *);
  */
 int	cli_pct_encode(char *, size_t, const char *);
 
+/*
+ * out = prefix + percent-encoded arg + suffix (suffix may be NULL): a
+ * request target such as /v1/users/a%40b.example/password.
+ */
+int	cli_target(char *, size_t, const char *, const char *, const char *);
+
 /* Split "host:port" / "[v6]:port"; ERR_INVAL if malformed. */
 int	cli_addr_split(char *, size_t, char *, size_t, const char *);
 
@@ -222,8 +228,9 @@ int	cli_transport_error(int);
 /* ------------------------------------------------------------ secret.c */
 
 /*
- * Read a secret: from stdin's first line when from_stdin, else from the
- * terminal with echo off (prompt, and confirm when confirm is set).
+ * Read a secret (what: "password" or "passphrase"): from stdin's first
+ * line when from_stdin, else from the terminal with echo off (prompted,
+ * asked twice when confirm is set).
  * Refuses an empty secret and one over CLI_SECRET_MAX bytes (ERR_INVAL).
  * buf must hold CLI_SECRET_MAX + 1 bytes; the caller wipes it.
  */

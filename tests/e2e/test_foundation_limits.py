@@ -233,7 +233,7 @@ def daemon_fds(node, daemon):
     return len(os.listdir("/proc/%d/fd" % node.proc(daemon).pid))
 
 
-def wait_fds_at_most(node, daemon, limit, timeout=10.0):
+def wait_fds_at_most(node, daemon, limit, timeout=12.0):
     deadline = time.monotonic() + timeout
     while True:
         n = daemon_fds(node, daemon)

@@ -1,0 +1,404 @@
+/*
+ * args.c -- the amanat command line: global options, the command table
+ * and each command's options, parsed into struct cli_cmd.
+ *
+ *	amanat [-c FILE] [--json] [--cert FILE --key FILE] COMMAND ...
+ *
+ * Parsing is pure (no I/O, no exit) so the unit tests can drive it; the
+ * caller prints err_msg() and cli_usage() for cmd->group on ERR_INVAL.
+ *
+ * Runs in: the admin's shell, before anything else.
+ * Failure policy: every problem is a usage error (ERR_INVAL) naming the
+ * command and what is wrong.
+ * SECURITY: no secret is ever taken from argv (argv is visible in ps);
+ * passwords and passphrases come from stdin or the terminal.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "keyservice/cli/cli.h"
+
+/* Command options; a command lists the ones it accepts. */
+#define O_DOMAIN	0x0001
+#define O_NAME		0x0002	/* --name, --display-name */
+#define O_ROLE		0x0004
+#define O_PWSTDIN	0x0008
+#define O_DEPT		0x0010
+#define O_CLIENT	0x0020
+#define O_OUTCERT	0x0040
+#define O_OUTKEY	0x0080
+#define O_OUT		0x0100
+#define O_REASON	0x0200
+#define O_PPSTDIN	0x0400
+#define O_DEMO		0x0800
+
+struct cli_spec {
+	const char	*group;
+	const char	*name;		/* NULL: a one-word command */
+	enum cli_verb	 verb;
+	int		 nargs;		/* positional arguments: 0 or 1 */
+	const char	*argname;	/* what the positional is */
+	unsigned	 opts;		/* accepted */
+	unsigned	 required;	/* must be given */
+	const char	*usage;
+};
+
+static const struct cli_spec cli_specs[] = {
+	{ "status", NULL, CLI_STATUS, 0, NULL, 0, 0, "status" },
+	{ "init", NULL, CLI_INIT, 0, NULL, O_DEMO, 0, "init [--demo]" },
+	{ "dept", "add", CLI_DEPT_ADD, 1, "NAME", O_DOMAIN | O_NAME,
+	    O_DOMAIN, "dept add NAME --domain DOMAIN [--domain DOMAIN ...] "
+	    "[--display-name TEXT]" },
+	{ "dept", "list", CLI_DEPT_LIST, 0, NULL, 0, 0, "dept list" },
+	{ "user", "add", CLI_USER_ADD, 1, "ADDRESS",
+	    O_NAME | O_ROLE | O_PWSTDIN, 0, "user add ADDRESS [--name TEXT] "
+	    "[--role ROLE ...] [--password-stdin]" },
+	{ "user", "list", CLI_USER_LIST, 0, NULL, O_DEPT, 0,
+	    "user list [--dept NAME]" },
+	{ "user", "show", CLI_USER_SHOW, 1, "ADDRESS", 0, 0,
+	    "user show ADDRESS" },
+	{ "user", "passwd", CLI_USER_PASSWD, 1, "ADDRESS", O_PWSTDIN, 0,
+	    "user passwd ADDRESS [--password-stdin]" },
+	{ "user", "suspend", CLI_USER_SUSPEND, 1, "ADDRESS", 0, 0,
+	    "user suspend ADDRESS" },
+	{ "user", "activate", CLI_USER_ACTIVATE, 1, "ADDRESS", 0, 0,
+	    "user activate ADDRESS" },
+	{ "user", "delete", CLI_USER_DELETE, 1, "ADDRESS", 0, 0,
+	    "user delete ADDRESS" },
+	{ "cert", "issue", CLI_CERT_ISSUE, 1, "ADDRESS",
+	    O_CLIENT | O_OUTCERT | O_OUTKEY, 0, "cert issue ADDRESS\n"
+	    "       cert issue --client CN --out-cert FILE --out-key FILE" },
+	{ "cert", "list", CLI_CERT_LIST, 1, "ADDRESS", 0, 0,
+	    "cert list ADDRESS" },
+	{ "cert", "show", CLI_CERT_SHOW, 1, "SERIAL", 0, 0,
+	    "cert show SERIAL" },
+	{ "cert", "revoke", CLI_CERT_REVOKE, 1, "SERIAL", O_REASON, 0,
+	    "cert revoke SERIAL [--reason REASON]" },
+	{ "cert", "export", CLI_CERT_EXPORT, 1, "ADDRESS",
+	    O_OUT | O_PPSTDIN, O_OUT, "cert export ADDRESS --out FILE.p12 "
+	    "[--passphrase-stdin]" },
+	{ "key", "rotate", CLI_KEY_ROTATE, 1, "KEY_ID", 0, 0,
+	    "key rotate KEY_ID" },
+	{ "key", "show", CLI_KEY_SHOW, 1, "KEY_ID", 0, 0, "key show KEY_ID" },
+};
+
+/* getopt_long values of the command options (beyond any char). */
+enum {
+	OPT_DOMAIN = 256, OPT_NAME, OPT_ROLE, OPT_PWSTDIN, OPT_DEPT,
+	OPT_CLIENT, OPT_OUTCERT, OPT_OUTKEY, OPT_OUT, OPT_REASON,
+	OPT_PPSTDIN, OPT_DEMO, OPT_HELP, OPT_JSON, OPT_CERT, OPT_KEY,
+};
+
+static const struct option cli_cmd_longopts[] = {
+	{ "domain", required_argument, NULL, OPT_DOMAIN },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "display-name", required_argument, NULL, OPT_NAME },
+	{ "role", required_argument, NULL, OPT_ROLE },
+	{ "password-stdin", no_argument, NULL, OPT_PWSTDIN },
+	{ "dept", required_argument, NULL, OPT_DEPT },
+	{ "client", required_argument, NULL, OPT_CLIENT },
+	{ "out-cert", required_argument, NULL, OPT_OUTCERT },
+	{ "out-key", required_argument, NULL, OPT_OUTKEY },
+	{ "out", required_argument, NULL, OPT_OUT },
+	{ "reason", required_argument, NULL, OPT_REASON },
+	{ "passphrase-stdin", no_argument, NULL, OPT_PPSTDIN },
+	{ "demo", no_argument, NULL, OPT_DEMO },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Option value -> its O_* bit. */
+static unsigned
+cli__opt_bit(int ch)
+{
+	static const struct { int ch; unsigned bit; } map[] = {
+		{ OPT_DOMAIN, O_DOMAIN }, { OPT_NAME, O_NAME },
+		{ OPT_ROLE, O_ROLE }, { OPT_PWSTDIN, O_PWSTDIN },
+		{ OPT_DEPT, O_DEPT }, { OPT_CLIENT, O_CLIENT },
+		{ OPT_OUTCERT, O_OUTCERT }, { OPT_OUTKEY, O_OUTKEY },
+		{ OPT_OUT, O_OUT }, { OPT_REASON, O_REASON },
+		{ OPT_PPSTDIN, O_PPSTDIN }, { OPT_DEMO, O_DEMO },
+	};
+	size_t	i;
+
+	for (i = 0; i < nitems(map); i++)
+		if (map[i].ch == ch)
+			return map[i].bit;
+	return 0;
+}
+
+static const char *
+cli__opt_name(unsigned bit)
+{
+	size_t	i;
+
+	for (i = 0; cli_cmd_longopts[i].name != NULL; i++)
+		if (cli__opt_bit(cli_cmd_longopts[i].val) == bit)
+			return cli_cmd_longopts[i].name;
+	return "?";
+}
+
+static int	cli__usage_err(const char *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+static int
+cli__usage_err(const char *what, const char *fmt, ...)
+{
+	char	msg[256];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_set(ERR_INVAL, "%s: %s", what, msg);
+	return ERR_INVAL;
+}
+
+static int
+cli__push(const char **arr, size_t *n, const char *v, const char *what)
+{
+	if (*n >= CLI_MULTI_MAX)
+		return cli__usage_err(what, "too many --%s options", what);
+	arr[(*n)++] = v;
+	return 0;
+}
+
+/* Store one command option's value. */
+static int
+cli__opt_set(struct cli_cmd *cmd, int ch, const char *v)
+{
+	switch (ch) {
+	case OPT_DOMAIN:
+		return cli__push(cmd->domains, &cmd->ndomains, v, "domain");
+	case OPT_ROLE:
+		return cli__push(cmd->roles, &cmd->nroles, v, "role");
+	case OPT_NAME:
+		cmd->display_name = v;
+		break;
+	case OPT_PWSTDIN:
+		cmd->password_stdin = 1;
+		break;
+	case OPT_DEPT:
+		cmd->dept = v;
+		break;
+	case OPT_CLIENT:
+		cmd->arg = v;
+		cmd->verb = CLI_CERT_CLIENT;
+		break;
+	case OPT_OUTCERT:
+		cmd->out_cert = v;
+		break;
+	case OPT_OUTKEY:
+		cmd->out_key = v;
+		break;
+	case OPT_OUT:
+		cmd->out = v;
+		break;
+	case OPT_REASON:
+		cmd->reason = v;
+		break;
+	case OPT_PPSTDIN:
+		cmd->passphrase_stdin = 1;
+		break;
+	case OPT_DEMO:
+		cmd->demo = 1;
+		break;
+	}
+	return 0;
+}
+
+/* Check what a command requires once its options are known. */
+static int
+cli__check(struct cli_cmd *cmd, const struct cli_spec *s, unsigned seen,
+    size_t npos, const char *what)
+{
+	unsigned	missing = s->required & ~seen;
+
+	if (cmd->verb == CLI_CERT_CLIENT) {
+		if (npos > 0)
+			return cli__usage_err(what, "%s", "--client takes no "
+			    "ADDRESS");
+		if (cmd->arg[0] == '\0')
+			return cli__usage_err(what, "%s", "empty --client CN");
+		missing |= (O_OUTCERT | O_OUTKEY) & ~seen;
+	} else {
+		if (seen & (O_OUTCERT | O_OUTKEY))
+			return cli__usage_err(what, "%s", "--out-cert and "
+			    "--out-key go with --client");
+		if (npos < (size_t)s->nargs)
+			return cli__usage_err(what, "missing %s", s->argname);
+		if (s->nargs > 0 && cmd->arg[0] == '\0')
+			return cli__usage_err(what, "empty %s", s->argname);
+	}
+	if (missing != 0) {
+		/* the lowest missing bit names the option */
+		return cli__usage_err(what, "missing --%s",
+		    cli__opt_name(missing & -missing));
+	}
+	return 0;
+}
+
+/* Parse argv[0] (the last command word) onwards for spec s. */
+static int
+cli__parse_cmd(struct cli_cmd *cmd, const struct cli_spec *s, int argc,
+    char **argv)
+{
+	char		 what[64];
+	unsigned	 seen = 0, bit;
+	size_t		 npos = 0;
+	int		 ch, rc;
+
+	snprintf(what, sizeof(what), "%s%s%s", s->group, s->name ? " " : "",
+	    s->name ? s->name : "");
+	opterr = 0;
+	optind = 0;	/* full re-initialisation (glibc) */
+	while ((ch = getopt_long(argc, argv, "-:", cli_cmd_longopts,
+	    NULL)) != -1) {
+		if (ch == 1) {
+			if (npos++ >= (size_t)s->nargs)
+				return cli__usage_err(what, "unexpected "
+				    "argument '%s'", optarg);
+			cmd->arg = optarg;
+			continue;
+		}
+		if (ch == OPT_HELP) {
+			cmd->help = 1;
+			return 0;
+		}
+		if (ch == OPT_JSON) {	/* global, accepted here too */
+			cmd->json = 1;
+			continue;
+		}
+		if (ch == ':')
+			return cli__usage_err(what, "%s needs a value",
+			    argv[optind - 1]);
+		bit = cli__opt_bit(ch);
+		if (ch == '?' || (bit & s->opts) == 0)
+			return cli__usage_err(what, "unknown option '%s'",
+			    argv[optind - 1]);
+		seen |= bit;
+		if ((rc = cli__opt_set(cmd, ch, optarg)) < 0)
+			return rc;
+	}
+	for (; optind < argc; optind++) {	/* after "--" */
+		if (npos++ >= (size_t)s->nargs)
+			return cli__usage_err(what, "unexpected argument "
+			    "'%s'", argv[optind]);
+		cmd->arg = argv[optind];
+	}
+	return cli__check(cmd, s, seen, npos, what);
+}
+
+/* The global options; *next is the index of the command word. */
+static int
+cli__parse_global(struct cli_cmd *cmd, int argc, char **argv, int *next)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	ch;
+
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+:c:h", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'c':
+			cmd->conf = optarg;
+			break;
+		case OPT_JSON:
+			cmd->json = 1;
+			break;
+		case OPT_CERT:
+			cmd->cert = optarg;
+			break;
+		case OPT_KEY:
+			cmd->key = optarg;
+			break;
+		case 'h':
+			cmd->help = 1;
+			break;
+		case ':':
+			return cli__usage_err("amanat", "%s needs a value",
+			    argv[optind - 1]);
+		default:
+			return cli__usage_err("amanat", "unknown option '%s'",
+			    argv[optind - 1]);
+		}
+	}
+	if ((cmd->cert == NULL) != (cmd->key == NULL))
+		return cli__usage_err("amanat", "%s", "--cert and --key go "
+		    "together");
+	*next = optind;
+	return 0;
+}
+
+int
+cli_parse(struct cli_cmd *cmd, int argc, char **argv)
+{
+	const struct cli_spec	*s;
+	size_t			 i;
+	int			 rc, at = 0, group_known = 0;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if ((rc = cli__parse_global(cmd, argc, argv, &at)) < 0)
+		return rc;
+	if (at >= argc) {
+		if (cmd->help)
+			return 0;
+		return cli__usage_err("amanat", "%s", "missing COMMAND");
+	}
+	for (i = 0; i < nitems(cli_specs); i++) {
+		s = &cli_specs[i];
+		if (strcmp(s->group, argv[at]) != 0)
+			continue;
+		group_known = 1;
+		cmd->group = s->group;
+		if (s->name == NULL)
+			break;
+		if (at + 1 < argc && strcmp(s->name, argv[at + 1]) == 0) {
+			at++;
+			break;
+		}
+	}
+	if (!group_known)
+		return cli__usage_err("amanat", "unknown command '%s'",
+		    argv[at]);
+	if (i == nitems(cli_specs)) {
+		if (at + 1 < argc && (strcmp(argv[at + 1], "--help") == 0 ||
+		    strcmp(argv[at + 1], "help") == 0)) {
+			cmd->help = 1;
+			return 0;
+		}
+		return cli__usage_err(cmd->group, "%s", at + 1 < argc ?
+		    "unknown subcommand" : "missing subcommand");
+	}
+	cmd->verb = s->verb;
+	return cli__parse_cmd(cmd, s, argc - at, argv + at);
+}
+
+void
+cli_usage(FILE *fp, const char *group)
+{
+	size_t	i;
+	int	first = 1;
+
+	fprintf(fp, "usage: amanat [-c FILE] [--json] [--cert FILE --key "
+	    "FILE] COMMAND ...\n");
+	for (i = 0; i < nitems(cli_specs); i++) {
+		if (group != NULL && strcmp(group, cli_specs[i].group) != 0)
+			continue;
+		fprintf(fp, "%s%s\n", first ? "commands:\n       " :
+		    "       ", cli_specs[i].usage);
+		first = 0;
+	}
+}
