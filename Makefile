@@ -96,7 +96,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
 DEBS = make gcc clang libc6-dev pkg-config ca-certificates \
 	libssl-dev openssl libgit2-dev liblmdb-dev lmdb-utils libetpan-dev \
 	zlib1g-dev libevent-dev libjansson-dev libargon2-dev libcmocka-dev \
-	libbsd-dev python3 python3-pytest curl swaks isync git procps
+	libbsd-dev python3 python3-pytest curl swaks libnet-ssleay-perl isync \
+	git procps
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' \

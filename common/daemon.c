@@ -152,6 +152,7 @@ daemon_load(struct daemon *d, const char *path, int check_files)
 	if (conf_load(&d->conf, path) < 0 ||
 	    (check_files && conf_check_files(&d->conf) < 0)) {
 		fprintf(stderr, "%s\n", err_msg());
+		conf_free(&d->conf);
 		return -1;
 	}
 	return 0;

@@ -15,6 +15,14 @@
  * Plaintext bufferevents do not own the fd (so STARTTLS can reuse it);
  * TLS bufferevents own fd and SSL (BEV_OPT_CLOSE_ON_FREE).
  *
+ * Closing: output is flushed (at most NET_CLOSE_MS, by a timer on
+ * conn->later, so a peer that never reads or never finishes its TLS
+ * handshake cannot keep a conn), then TLS sends close_notify, the write
+ * side is shut down and input is drained until the peer closes (at most
+ * NET_LINGER_MS): closing with unread input would make the kernel send
+ * a reset that can destroy the last reply in flight (a lingering close,
+ * as Apache and nginx do).
+ *
  * Eviction: live conns sit in an LRU list (touched on input).  At
  * max_conns a new accept evicts the head; conns that are closing are
  * off the list and do not count, their flush bounded by NET_CLOSE_MS.
@@ -43,6 +51,7 @@
 #include "common/xmalloc.h"
 
 #define NET_CLOSE_MS		5000	/* flush budget of a closing conn */
+#define NET_LINGER_MS		2000	/* reading what the peer still sends */
 #define NET_ACCEPT_PAUSE_MS	100	/* after EMFILE/ENFILE */
 #define NET_FD_RESERVE		64	/* fds kept for files, LMDB, logs */
 #define NET_BACKLOG		1024
@@ -54,6 +63,7 @@
 #define C_STARTTLS	0x10	/* switch to TLS once output is flushed */
 #define C_RESUME	0x20	/* run on_read from later event */
 #define C_LISTED	0x40	/* on the LRU list, counted */
+#define C_LINGER	0x80	/* output done, write side shut, draining */
 
 struct net_listener {
 	struct net_server	*srv;
@@ -170,6 +180,31 @@ static void
 conn_schedule(struct net_conn *c)
 {
 	event_active(c->later, 0, 0);
+}
+
+static void
+conn_timer(struct net_conn *c, unsigned ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_add(c->later, &tv);
+}
+
+/* Output is flushed: say goodbye at the TLS layer, then drain. */
+static void
+conn_linger(struct net_conn *c)
+{
+	SSL	*ssl;
+
+	if (c->flags & C_LINGER)
+		return;
+	c->flags |= C_LINGER;
+	if ((c->flags & C_TLS) && (ssl = bufferevent_openssl_get_ssl(c->bev))
+	    != NULL && SSL_is_init_finished(ssl))
+		(void)SSL_shutdown(ssl);	/* close_notify */
+	(void)shutdown(c->fd, SHUT_WR);
+	bufferevent_enable(c->bev, EV_READ);
+	conn_timer(c, NET_LINGER_MS);
 }
 
 static int
@@ -350,7 +385,7 @@ conn_writecb(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	if (c->flags & C_CLOSING) {
-		conn_free(c, c->reason);
+		conn_linger(c);
 		return;
 	}
 	if (c->flags & C_STARTTLS)
@@ -403,13 +438,14 @@ conn_later(evutil_socket_t fd, short ev, void *arg)
 {
 	struct net_conn	*c = arg;
 
-	if (c->flags & C_DEAD) {
-		conn_free(c, c->reason);
+	if ((c->flags & C_DEAD) ||
+	    ((c->flags & C_CLOSING) && (ev & EV_TIMEOUT))) {
+		conn_free(c, c->reason);	/* abort, or time is up */
 		return;
 	}
 	if ((c->flags & C_CLOSING) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		conn_free(c, c->reason);
+		conn_linger(c);
 		return;
 	}
 	if ((c->flags & C_STARTTLS) &&
@@ -551,8 +587,14 @@ net_server_free(struct net_server **srvp)
 		free(srv->listeners[i]);
 	}
 	free(srv->listeners);
-	while ((c = TAILQ_FIRST(&srv->all)) != NULL)
+	while ((c = TAILQ_FIRST(&srv->all)) != NULL) {
+		SSL	*ssl = net_conn_ssl(c);
+
+		if (ssl != NULL && !(c->flags & (C_LINGER | C_DEAD)) &&
+		    SSL_is_init_finished(ssl))
+			(void)SSL_shutdown(ssl);	/* close_notify */
 		conn_free(c, "shutdown");
+	}
 	SSL_CTX_free(srv->tls);
 	free(srv->name);
 	free(srv);
@@ -749,8 +791,15 @@ net_conn_touch(struct net_conn *c)
 void
 net_conn_close(struct net_conn *c, const char *reason)
 {
+	SSL	*ssl;
+
 	if (c->flags & (C_CLOSING | C_DEAD))
 		return;
+	/* before the TLS handshake is done, output can never be sent */
+	if ((ssl = net_conn_ssl(c)) != NULL && !SSL_is_init_finished(ssl)) {
+		net_conn_abort(c, reason);
+		return;
+	}
 	c->flags |= C_CLOSING;
 	c->reason = reason;
 	conn_unlist(c);
@@ -761,6 +810,7 @@ net_conn_close(struct net_conn *c, const char *reason)
 	}
 	bufferevent_disable(c->bev, EV_READ);
 	conn_set_timeouts(c, NET_CLOSE_MS);
+	conn_timer(c, NET_CLOSE_MS);
 	if (net_conn_outlen(c) == 0)
 		conn_schedule(c);
 }

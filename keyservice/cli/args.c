@@ -155,7 +155,10 @@ cli__usage_err(const char *what, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	err_set(ERR_INVAL, "%s: %s", what, msg);
+	if (what == NULL)
+		err_set(ERR_INVAL, "%s", msg);
+	else
+		err_set(ERR_INVAL, "%s: %s", what, msg);
 	return ERR_INVAL;
 }
 
@@ -277,10 +280,12 @@ cli__parse_cmd(struct cli_cmd *cmd, const struct cli_spec *s, int argc,
 		if (ch == ':')
 			return cli__usage_err(what, "%s needs a value",
 			    argv[optind - 1]);
-		bit = cli__opt_bit(ch);
-		if (ch == '?' || (bit & s->opts) == 0)
+		if (ch == '?')
 			return cli__usage_err(what, "unknown option '%s'",
 			    argv[optind - 1]);
+		if (((bit = cli__opt_bit(ch)) & s->opts) == 0)
+			return cli__usage_err(what, "unknown option '--%s'",
+			    cli__opt_name(bit));
 		seen |= bit;
 		if ((rc = cli__opt_set(cmd, ch, optarg)) < 0)
 			return rc;
@@ -328,15 +333,15 @@ cli__parse_global(struct cli_cmd *cmd, int argc, char **argv, int *next)
 			cmd->help = 1;
 			break;
 		case ':':
-			return cli__usage_err("amanat", "%s needs a value",
+			return cli__usage_err(NULL, "%s needs a value",
 			    argv[optind - 1]);
 		default:
-			return cli__usage_err("amanat", "unknown option '%s'",
+			return cli__usage_err(NULL, "unknown option '%s'",
 			    argv[optind - 1]);
 		}
 	}
 	if ((cmd->cert == NULL) != (cmd->key == NULL))
-		return cli__usage_err("amanat", "%s", "--cert and --key go "
+		return cli__usage_err(NULL, "%s", "--cert and --key go "
 		    "together");
 	*next = optind;
 	return 0;
@@ -355,7 +360,7 @@ cli_parse(struct cli_cmd *cmd, int argc, char **argv)
 	if (at >= argc) {
 		if (cmd->help)
 			return 0;
-		return cli__usage_err("amanat", "%s", "missing COMMAND");
+		return cli__usage_err(NULL, "%s", "missing COMMAND");
 	}
 	for (i = 0; i < nitems(cli_specs); i++) {
 		s = &cli_specs[i];
@@ -371,7 +376,7 @@ cli_parse(struct cli_cmd *cmd, int argc, char **argv)
 		}
 	}
 	if (!group_known)
-		return cli__usage_err("amanat", "unknown command '%s'",
+		return cli__usage_err(NULL, "unknown command '%s'",
 		    argv[at]);
 	if (i == nitems(cli_specs)) {
 		if (at + 1 < argc && (strcmp(argv[at + 1], "--help") == 0 ||

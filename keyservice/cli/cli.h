@@ -119,7 +119,7 @@ struct cli_resp {
 	uint64_t		 content_length;
 	const unsigned char	*body;
 	size_t			 body_len;
-	json_t			*json;		/* NULL if no or non-JSON body */
+	json_t			*json;		/* NULL: no body, or not JSON */
 };
 
 /*

@@ -34,6 +34,7 @@
 #include "keyservice/cli/cli.h"
 
 #define CLI_READ_CHUNK	16384
+#define CLI_PRESIZE	(4 * CLI_READ_CHUNK)	/* see cli__presize() */
 
 /* ------------------------------------------------------------ encoding */
 
@@ -448,6 +449,21 @@ cli_client_free(struct cli_client *cl)
 	cl->ctx = NULL;
 }
 
+/*
+ * Give b room for n bytes up front: growing a buffer reallocates, and
+ * realloc() frees the old block unwiped, which must not happen to one
+ * holding a password.  Requests and the answers that carry secrets fit.
+ */
+static void
+cli__presize(struct buf *b, size_t n)
+{
+	static const unsigned char	zero[1024];
+
+	while (b->len < n && buf_append(b, zero, sizeof(zero)) == 0)
+		;
+	buf_reset(b);
+}
+
 static int
 cli__dump_cb(const char *p, size_t n, void *arg)
 {
@@ -463,6 +479,7 @@ cli__build(struct buf *out, const char *addr, const char *method,
 	int		rc = 0;
 
 	buf_init(&b, CLI_BODY_MAX);
+	cli__presize(&b, CLI_PRESIZE);
 	if (body != NULL && json_dump_callback(body, cli__dump_cb, &b,
 	    JSON_COMPACT) < 0) {
 		err_set(ERR_TOOBIG, "request body too large");
@@ -486,17 +503,27 @@ done:
 	return rc;
 }
 
+/*
+ * A read or write failed.  With TLS 1.3 a server that refuses our client
+ * certificate does so after the client's handshake has finished, so the
+ * first read or write is where that shows: say so.
+ */
 static int
 cli__io_error(SSL *ssl, int r, const char *what, const char *addr)
 {
-	int	e = SSL_get_error(ssl, r), saved = errno;
+	static const char	hint[] = " (did the server refuse our client "
+	    "certificate?)";
+	int			e = SSL_get_error(ssl, r), saved = errno;
+	char			ctx[128];
 
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-		err_set(ERR_IO, "%s %s: %s", what, addr, saved == EAGAIN ||
-		    saved == EWOULDBLOCK ? "timed out" : strerror(saved));
+		err_set(ERR_IO, "%s %s: %s%s", what, addr, saved == EAGAIN ||
+		    saved == EWOULDBLOCK ? "timed out" : strerror(saved),
+		    saved == ECONNRESET || saved == EPIPE ? hint : "");
 		return ERR_IO;
 	}
-	return tls_error(what);
+	snprintf(ctx, sizeof(ctx), "%s %s%s", what, addr, hint);
+	return tls_error(ctx);
 }
 
 /* Read until the response is complete or EOF; parse it. */
@@ -544,6 +571,8 @@ cli_request(struct cli_resp *resp, struct cli_client *cl,
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&out, CLI_BODY_MAX + CLI_HEAD_MAX);
 	buf_init(&in, CLI_BODY_MAX + CLI_HEAD_MAX);
+	cli__presize(&out, CLI_PRESIZE);
+	cli__presize(&in, CLI_PRESIZE);
 	if ((rc = cli__build(&out, cl->addr, method, target, body)) < 0 ||
 	    (rc = cli_conn_open(&c, cl->ctx, cl->addr)) < 0)
 		goto done;

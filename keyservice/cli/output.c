@@ -217,6 +217,8 @@ cli_print_fields(FILE *fp, const json_t *obj, const char *const *names)
 			continue;
 		cli_fmt_value(val, sizeof(val), json_object_get(obj,
 		    names[i]), cli__is_time(names[i]));
+		if (val[0] == '\0')
+			snprintf(val, sizeof(val), "-");
 		fprintf(fp, "%s:%*s %s\n", names[i], (int)(w - strlen(
 		    names[i])), "", val);
 	}

@@ -89,12 +89,13 @@ cli__prompt(char *buf, size_t size, int fd, const char *prompt)
 	sigaddset(&block, SIGTSTP);
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &saved);
-	(void)write(fd, prompt, strlen(prompt));
 	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		err_set(ERR_IO, "terminal: %s", strerror(errno));
 		return ERR_IO;
 	}
+	/* after the flush, so an early answer is not thrown away */
+	(void)write(fd, prompt, strlen(prompt));
 	rc = cli__read_line(buf, size, fd);
 	(void)tcsetattr(fd, TCSAFLUSH, &old);
 	(void)write(fd, "\n", 1);

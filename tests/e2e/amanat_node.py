@@ -12,6 +12,7 @@ Build dir: $AMANAT_BUILD (default "build"), made absolute.  The daemons may
 be ASan/UBSan builds: every timeout here is generous.
 """
 import os
+import re
 import signal
 import socket
 import ssl
@@ -37,6 +38,39 @@ PORTS = {
     "keyservice": ("keyservice", "keyservice", "listen"),
     "docstore": ("docstore", "docstore", "listen"),
 }
+
+# Ports that require a client certificate (mutual TLS), and whose.
+MTLS_PORTS = {"keyservice": "admin"}
+# client name -> config section of its certificate (issued by --init)
+CLIENT_SECTIONS = {"admin": "cli", "mailsrv": "mailsrv_client",
+                   "docstore": "docstore_client"}
+
+
+def documented_listeners(path=os.path.join(REPO, "conf", "amanat.conf")):
+    """(section, key) of every listen knob of the documented example, so
+    that a listener added by a later change also gets a free port."""
+    found, sec = [], None
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"\s*\[([a-z0-9_]+)\]", line)
+                if m:
+                    sec = m.group(1)
+                    continue
+                m = re.match(r"\s*([a-z0-9_]*listen)\s*=", line)
+                if m and sec:
+                    found.append((sec, m.group(1)))
+    except FileNotFoundError:
+        pass
+    return found
+
+
+for _sec, _key in documented_listeners():
+    if any(v[1:] == (_sec, _key) for v in PORTS.values()):
+        continue
+    _name = _sec if _key == "listen" else \
+        "%s_%s" % (_sec, _key[:-len("_listen")])
+    PORTS[_name] = (_sec if _sec in DAEMONS else None, _sec, _key)
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
@@ -151,7 +185,6 @@ class Node:
         self.conf = os.path.join(self.dir, "amanat.conf")
         self.procs = {}
         self.stopped = {}       # daemon -> exit code (stopped by the test)
-        self.errors = []
         ports = free_ports(len(PORTS))
         self.ports = dict(zip(PORTS, ports))
         self.base_sections = {
@@ -160,12 +193,12 @@ class Node:
             "tls": {"ca": "ca.pem", "cert": "tls/server.pem",
                     "key": "tls/server.key",
                     "server_names": "localhost,127.0.0.1"},
-            "keyservice": {"listen": self.addr("keyservice")},
+            "keyservice": {},
             "mailsrv": {"hostname": "localhost"},
-            "docstore": {"listen": self.addr("docstore")},
+            "docstore": {},
         }
         for pname, (_, sec, key) in PORTS.items():
-            self.base_sections[sec][key] = self.addr(pname)
+            self.base_sections.setdefault(sec, {})[key] = self.addr(pname)
         self.sections = merge_overrides(self.base_sections, overrides)
         self.lines = self.write_config()
 
@@ -291,12 +324,44 @@ class Node:
         return problems
 
     # ------------------------------------------------------------ clients
-    def ssl_context(self):
+    def client_cert(self, who="admin"):
+        """(cert, key) of a client certificate made by --init: "admin"
+        (the CLI's), "mailsrv" or "docstore"."""
+        assert who in CLIENT_SECTIONS, who
+        return (os.path.join(self.dir, "clients", who + ".pem"),
+                os.path.join(self.dir, "clients", who + ".key"))
+
+    def ssl_context(self, client=None):
+        """Verifies the server against the node CA and its name/IP;
+        presents the client certificate `client` if given."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
                                          cafile=self.ca)
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
+        if client is not None:
+            ctx.load_cert_chain(*self.client_cert(client))
         return ctx
+
+    def tls_for(self, pname):
+        """ssl_context() fit for a port: with the admin client certificate
+        where the port requires mutual TLS."""
+        return self.ssl_context(MTLS_PORTS.get(pname))
+
+    def curl_args(self, pname):
+        """curl arguments: the node CA, plus a client certificate where
+        the port requires mutual TLS."""
+        args = ["--cacert", self.ca]
+        if pname in MTLS_PORTS:
+            cert, key = self.client_cert(MTLS_PORTS[pname])
+            args += ["--cert", cert, "--key", key]
+        return args
+
+    def s_client_args(self, pname):
+        args = ["-CAfile", self.ca]
+        if pname in MTLS_PORTS:
+            cert, key = self.client_cert(MTLS_PORTS[pname])
+            args += ["-cert", cert, "-key", key]
+        return args
 
     def run(self, prog, *args, timeout=60, **kw):
         """Run build/<prog> with args; returns CompletedProcess (text)."""

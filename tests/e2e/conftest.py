@@ -7,7 +7,6 @@ End-to-end test fixtures (see amanat_node.py for the Node class).
 Run: /usr/bin/python3 -m pytest -q tests/e2e   (AMANAT_BUILD=build/asan for
 the sanitizer build).
 """
-import os
 import shutil
 import subprocess
 import time

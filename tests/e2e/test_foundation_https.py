@@ -5,6 +5,8 @@ and JSON errors), with curl and http.client.
 import http.client
 import json
 import os
+import socket
+import ssl
 import subprocess
 
 import pytest
@@ -21,7 +23,7 @@ def curl(node, pname, path, *args, timeout=30):
         if os.path.exists(p):
             os.unlink(p)
     r = subprocess.run(
-        ["curl", "-sS", "--cacert", node.ca, "-m", str(timeout - 5),
+        ["curl", "-sS"] + node.curl_args(pname) + ["-m", str(timeout - 5),
          "-D", hdr, "-o", body, "-w", "%{http_code}",
          "https://127.0.0.1:%d%s" % (node.port(pname), path)] + list(args),
         capture_output=True, text=True, timeout=timeout)
@@ -61,7 +63,7 @@ def test_healthz(node, svc):
 def test_healthz_http_client_keepalive(node, svc):
     """Two requests on one HTTP/1.1 connection, verified TLS."""
     c = http.client.HTTPSConnection("127.0.0.1", node.port(svc),
-                                    context=node.ssl_context(), timeout=10)
+                                    context=node.tls_for(svc), timeout=10)
     try:
         for _ in range(2):
             c.request("GET", "/healthz")
@@ -118,7 +120,7 @@ def test_huge_header_431_reaches_client_every_time(node, svc):
     tries, lost = 30, []
     for _ in range(tries):
         r = subprocess.run(
-            ["curl", "-sS", "--cacert", node.ca, "-m", "10", "-o",
+            ["curl", "-sS"] + node.curl_args(svc) + ["-m", "10", "-o",
              "/dev/null", "-w", "%{http_code}", "-H", big,
              "https://127.0.0.1:%d/healthz" % node.port(svc)],
             capture_output=True, text=True, timeout=30)
@@ -126,3 +128,51 @@ def test_huge_header_431_reaches_client_every_time(node, svc):
             lost.append("%s %s" % (r.stdout.strip(), r.stderr.strip()))
     assert not lost, "%d of %d 431 replies lost: %s" % (len(lost), tries,
                                                         lost[:3])
+
+
+def keyservice_request(node, ctx):
+    """GET /healthz on keyservice with ctx; the first response line, or
+    the ssl.SSLError raised during the handshake or the first read."""
+    with socket.create_connection(("127.0.0.1", node.port("keyservice")),
+                                  timeout=10) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Connection: close\r\n\r\n")
+                s.settimeout(10)
+                return s.recv(4096).split(b"\r\n", 1)[0]
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+            return e
+
+
+def test_keyservice_requires_client_certificate(node):
+    """docs/keyservice-api.md: a connection without a client certificate
+    is refused during the TLS handshake."""
+    got = keyservice_request(node, node.ssl_context())
+    assert isinstance(got, Exception), "answered without a client " \
+        "certificate: %r" % got
+
+
+def test_keyservice_refuses_foreign_client_certificate(node, make_node):
+    other = make_node(daemons=())       # another node's CA and admin cert
+    ctx = node.ssl_context()
+    ctx.load_cert_chain(*other.client_cert("admin"))
+    got = keyservice_request(node, ctx)
+    assert isinstance(got, Exception), "answered a certificate of " \
+        "another CA: %r" % got
+
+
+@pytest.mark.parametrize("who", ["admin", "mailsrv", "docstore"])
+def test_keyservice_accepts_node_client_certificates(node, who):
+    got = keyservice_request(node, node.ssl_context(who))
+    assert got == b"HTTP/1.1 200 OK", got
+
+
+def test_keyservice_curl_without_client_certificate_fails(node):
+    r = subprocess.run(
+        ["curl", "-sS", "--cacert", node.ca, "-m", "10", "-o", "/dev/null",
+         "-w", "%{http_code}",
+         "https://127.0.0.1:%d/healthz" % node.port("keyservice")],
+        capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and r.stdout.strip() in ("000", ""), \
+        (r.returncode, r.stdout, r.stderr)

@@ -4,6 +4,7 @@ sessions open.  The fixture asserts exit code 0 and clean sanitizer logs.
 """
 import http.client
 import imaplib
+import os
 import signal
 import smtplib
 import socket
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from amanat_node import DAEMONS, read_until_eof, recv_line, wait_for_log
+from amanat_node import DAEMONS, read_until_eof, recv_line
 
 
 def smtp_ok(node):
@@ -25,7 +26,7 @@ def smtp_ok(node):
 
 def https_ok(node, svc):
     c = http.client.HTTPSConnection("127.0.0.1", node.port(svc),
-                                    context=node.ssl_context(), timeout=15)
+                                    context=node.tls_for(svc), timeout=15)
     try:
         c.request("GET", "/healthz")
         r = c.getresponse()
@@ -127,7 +128,6 @@ def test_sighup_invalid_config_refused(make_node, daemon):
 
 
 def test_sighup_world_readable_key_refused(make_node):
-    import os
     node = make_node(daemons=("mailsrv",))
     os.chmod(node.key, 0o644)
     hup_and_wait(node, "mailsrv", "reload refused")
@@ -149,7 +149,8 @@ def test_sigterm_with_sessions_open(make_node):
     idle = socket.create_connection(("127.0.0.1", node.port("docstore")),
                                     timeout=10)
     hc = http.client.HTTPSConnection("127.0.0.1", node.port("keyservice"),
-                                     context=node.ssl_context(), timeout=15)
+                                     context=node.tls_for("keyservice"),
+                                     timeout=15)
     hc.request("GET", "/healthz")
     hc.getresponse().read()
     try:

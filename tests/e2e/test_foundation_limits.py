@@ -136,7 +136,7 @@ def test_https_flood_new_client_served(make_node, svc):
     with Flood(node.port(svc), FLOOD) as fl:
         t0 = time.monotonic()
         r = subprocess.run(
-            ["curl", "-sS", "--cacert", node.ca, "-m", "15", "-o",
+            ["curl", "-sS"] + node.curl_args(svc) + ["-m", "15", "-o",
              "/dev/null", "-w", "%{http_code}",
              "https://127.0.0.1:%d/healthz" % node.port(svc)],
             capture_output=True, text=True, timeout=30)
@@ -212,7 +212,7 @@ def test_smtps_idle_timeout_before_handshake(make_node):
 @pytest.mark.parametrize("svc", ["keyservice", "docstore"])
 def test_https_idle_timeout(make_node, svc):
     node = make_node({svc: {"idle_timeout": "2s"}}, daemons=(svc,))
-    ctx = node.ssl_context()
+    ctx = node.tls_for(svc)
     with socket.create_connection(("127.0.0.1", node.port(svc)),
                                   timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:

@@ -35,10 +35,10 @@ FIRST_LINE = {
 }
 
 
-def s_client(node, port, *args, stdin="", timeout=30):
+def s_client(node, pname, *args, stdin="", timeout=30):
     return subprocess.run(
-        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
-         "-CAfile", node.ca] + list(args),
+        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % node.port(pname)]
+        + node.s_client_args(pname) + list(args),
         input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
@@ -56,7 +56,7 @@ def assert_verified_session(r):
 
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_s_client_verified_handshake(node, pname):
-    r = s_client(node, node.port(pname), "-verify_return_error", "-brief",
+    r = s_client(node, pname, "-verify_return_error", "-brief",
                  "-ign_eof", "-verify_ip", "127.0.0.1",
                  "-servername", "localhost", stdin=GOODBYE[pname])
     assert_verified_session(r)
@@ -68,7 +68,7 @@ def test_s_client_verified_handshake(node, pname):
 def test_server_sends_close_notify(node, pname):
     """RFC 8446 6.1: the server sends close_notify before closing its
     side, so a client can tell a complete reply from a truncation."""
-    ctx = node.ssl_context()
+    ctx = node.tls_for(pname)
     # Python sets OP_IGNORE_UNEXPECTED_EOF by default: clear it so that a
     # TCP close without close_notify is seen as the error it is
     ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
@@ -94,7 +94,7 @@ def test_server_sends_close_notify(node, pname):
 
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_python_ssl_handshake_verified(node, pname):
-    ctx = node.ssl_context()
+    ctx = node.tls_for(pname)
     with socket.create_connection(("127.0.0.1", node.port(pname)),
                                   timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
@@ -112,7 +112,7 @@ def test_python_ssl_handshake_verified(node, pname):
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_wrong_hostname_is_rejected_by_client(node, pname):
     """The served certificate is for localhost/127.0.0.1 only."""
-    ctx = node.ssl_context()
+    ctx = node.tls_for(pname)
     with socket.create_connection(("127.0.0.1", node.port(pname)),
                                   timeout=10) as raw:
         with pytest.raises(ssl.SSLCertVerificationError):
@@ -132,20 +132,20 @@ def assert_server_refused_tls11(r):
 
 @pytest.mark.parametrize("pname", IMPLICIT)
 def test_s_client_tls11_refused(node, tls11_client, pname):
-    r = s_client(node, node.port(pname), *tls11_client)
+    r = s_client(node, pname, *tls11_client)
     assert_server_refused_tls11(r)
 
 
 @pytest.mark.parametrize("pname,proto", STARTTLS)
 def test_s_client_tls11_refused_after_starttls(node, tls11_client, pname,
                                                proto):
-    r = s_client(node, node.port(pname), "-starttls", proto, *tls11_client)
+    r = s_client(node, pname, "-starttls", proto, *tls11_client)
     assert_server_refused_tls11(r)
 
 
 @pytest.mark.parametrize("pname,proto", STARTTLS)
 def test_s_client_starttls_verified(node, pname, proto):
-    r = s_client(node, node.port(pname), "-starttls", proto,
+    r = s_client(node, pname, "-starttls", proto,
                  "-verify_return_error", "-brief", "-ign_eof",
                  "-verify_ip", "127.0.0.1",
                  stdin="QUIT\r\n" if proto == "smtp" else "a1 LOGOUT\r\n")
