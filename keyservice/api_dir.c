@@ -381,7 +381,9 @@ ks_h_user_delete(struct http_req *req, void *arg)
 	if ((user = ks_user_target(ks, req, &c, addr, 1)) == NULL)
 		return;
 	json_decref(user);
-	if ((rc = dir_user_delete(ks->dir, addr)) < 0) {
+	/* a later user of the same address must not inherit certificates */
+	if ((rc = ks_revoke_all(ks, addr, "affiliationChanged")) < 0 ||
+	    (rc = dir_user_delete(ks->dir, addr)) < 0) {
 		ks_reply_err(req, rc);
 		return;
 	}

@@ -52,6 +52,8 @@ void	ks_passwd_params(struct passwd_params *, const struct amanat_conf *);
 struct throttle	*ks_throttle_new(const struct amanat_conf *);
 /* CRL_REASON_* of a reason name ("keyCompromise", ...), or -1. */
 int	ks_revoke_reason(const char *);
+/* Revoke every valid certificate of an address, then re-issue the CRL. */
+int	ks_revoke_all(struct keyservice *, const char *, const char *);
 /* Re-issue the CRL from the revoked certificates. */
 int	ks_crl_refresh(struct keyservice *);
 /*

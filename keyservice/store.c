@@ -249,6 +249,37 @@ ks_revoke_reason(const char *reason)
 }
 
 int
+ks_revoke_all(struct keyservice *ks, const char *addr, const char *reason)
+{
+	char		 norm[DIR_ADDRESS_MAX + 1];
+	json_t		*certs, *rec;
+	const char	*status;
+	size_t		 i, n = 0;
+	int		 rc;
+
+	if ((rc = dir_address_norm(norm, addr, NULL)) < 0 ||
+	    (rc = dir_cert_list(ks->dir, norm, &certs)) < 0)
+		return rc;
+	json_array_foreach(certs, i, rec) {
+		status = json_string_value(json_object_get(rec, "status"));
+		if (status == NULL || strcmp(status, "valid") != 0)
+			continue;
+		if ((rc = dir_cert_revoke(ks->dir, json_string_value(
+		    json_object_get(rec, "serial")), reason, (int64_t)time(NULL),
+		    NULL)) < 0)
+			break;
+		n++;
+	}
+	json_decref(certs);
+	if (rc == 0 && n > 0) {
+		log_info("keyservice certs revoked address=%s count=%zu "
+		    "reason=%s", norm, n, reason);
+		rc = ks_crl_refresh(ks);
+	}
+	return rc;
+}
+
+int
 ks_crl_refresh(struct keyservice *ks)
 {
 	struct ca_revoked	*list = NULL;
