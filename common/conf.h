@@ -130,6 +130,12 @@ struct amanat_conf {
 		long long	 imap_idle_timeout;
 		long long	 output_limit;
 		long long	 map_size;
+		long long	 max_message_size;
+		long long	 max_recipients;
+		long long	 queue_lifetime;	/* ms */
+		long long	 retry_min;		/* ms */
+		long long	 retry_max;		/* ms */
+		long long	 workers;
 	} mailsrv;
 
 	struct {

@@ -117,8 +117,18 @@ static const struct conf_knob mailsrv_knobs[] = {
 	    "256M", NULL },
 	{ "max_connections", CONF_INT, OFF(mailsrv.max_connections), 1,
 	    CONNS_MAX, "10000", NULL },
+	{ "max_message_size", CONF_SIZE, OFF(mailsrv.max_message_size), 1 * KIB,
+	    1 * GIB, "25M", NULL },
+	{ "max_recipients", CONF_INT, OFF(mailsrv.max_recipients), 1, 10000,
+	    "100", NULL },
 	{ "output_limit", CONF_SIZE, OFF(mailsrv.output_limit), 4 * KIB,
 	    1 * GIB, "4M", NULL },
+	{ "queue_lifetime", CONF_DURATION, OFF(mailsrv.queue_lifetime),
+	    1 * MIN, 30 * DAY, "5d", NULL },
+	{ "retry_max", CONF_DURATION, OFF(mailsrv.retry_max), 1 * SEC,
+	    1 * DAY, "1h", NULL },
+	{ "retry_min", CONF_DURATION, OFF(mailsrv.retry_min), 1 * SEC,
+	    1 * DAY, "5m", NULL },
 	{ "smtp_idle_timeout", CONF_DURATION, OFF(mailsrv.smtp_idle_timeout),
 	    1 * SEC, 1 * DAY, "300s", NULL },
 	{ "smtp_listen", CONF_ADDR, OFF(mailsrv.smtp_listen), 0, 0,
@@ -127,6 +137,7 @@ static const struct conf_knob mailsrv_knobs[] = {
 	    "127.0.0.1:2465", NULL },
 	{ "submission_listen", CONF_ADDR, OFF(mailsrv.submission_listen), 0,
 	    0, "127.0.0.1:2587", NULL },
+	{ "workers", CONF_INT, OFF(mailsrv.workers), 1, 64, "4", NULL },
 };
 
 static const struct conf_knob docstore_knobs[] = {

@@ -4,8 +4,12 @@
 #ifndef MAILSRV_MAILSRV_H
 #define MAILSRV_MAILSRV_H
 
+#include <stdint.h>
+
 #include "common/daemon.h"
+#include "common/keyclient.h"
 #include "common/net.h"
+#include "common/worker.h"
 
 enum smtp_service {
 	SMTP_SVC_MX = 0,	/* port 25: inbound, STARTTLS optional */
@@ -13,16 +17,49 @@ enum smtp_service {
 	SMTP_SVC_SUBMISSIONS,	/* port 465: implicit TLS */
 };
 
+struct queue;
+struct store;
+
 struct mailsrv {
 	struct daemon		*d;
+	char			*dir;		/* <datadir>/mailsrv */
 	struct net_server	*smtp;
 	struct net_server	*imap;
+	struct keyclient	*kc;		/* keyservice, mTLS */
+	struct worker_pool	*workers;
+	struct queue		*queue;		/* NULL until the key is in */
+	struct store		*store;
+	char			**domains;	/* local domains (keyservice) */
+	size_t			 ndomains;
+	int			 domains_ok;	/* fetched at least once */
+	struct event		*bootstrap_ev;
+	struct event		*domains_ev;
+	struct event		*sched_ev;
+	int			 delivering;	/* deliveries in flight */
+	int			 stopping;
 };
 
 /* Connection limits of the SMTP (imap = 0) or IMAP (imap = 1) server. */
 void	mailsrv_limits(struct net_limits *, const struct amanat_conf *, int);
+/* 1 if the domain (lower-case) is one of the node's. */
+int	mailsrv_local_domain(struct mailsrv *, const char *);
+
+/*
+ * mailsrv.c: the keyservice client, local domains, queue key bootstrap
+ * (asynchronous; retried until keyservice answers).
+ */
+int	mailsrv_link_start(struct mailsrv *);
+void	mailsrv_link_stop(struct mailsrv *);
 
 int	smtp_server_start(struct mailsrv *);
 int	imap_server_start(struct mailsrv *);
+
+/* delivery.c: the queue runner (local delivery into the store). */
+int	delivery_start(struct mailsrv *);
+void	delivery_stop(struct mailsrv *);
+/* Run due deliveries soon (after a commit). */
+void	delivery_kick(struct mailsrv *);
+/* Last, once workers and keyservice callbacks are done. */
+void	delivery_close_store(struct mailsrv *);
 
 #endif

@@ -22,9 +22,15 @@ mailsrv_start(struct daemon *d)
 	int	rc;
 
 	ms.d = d;
-	if ((rc = smtp_server_start(&ms)) < 0)
+	if ((ms.dir = daemon_datadir(d)) == NULL)
+		return ERR_IO;
+	if ((rc = worker_pool_new(&ms.workers, d->base,
+	    (unsigned)d->conf.mailsrv.workers, 4096)) < 0 ||
+	    (rc = smtp_server_start(&ms)) < 0 ||
+	    (rc = imap_server_start(&ms)) < 0 ||
+	    (rc = mailsrv_link_start(&ms)) < 0)
 		return rc;
-	return imap_server_start(&ms);
+	return delivery_start(&ms);
 }
 
 static int
@@ -44,8 +50,16 @@ mailsrv_reload(struct daemon *d, const struct amanat_conf *ncf)
 static void
 mailsrv_stop(struct daemon *d)
 {
+	delivery_stop(&ms);
+	/* sessions waiting on keyservice or the queue are freed by the
+	 * callbacks that keyclient_free and queue_close run */
 	net_server_free(&ms.smtp);
 	net_server_free(&ms.imap);
+	worker_pool_free(&ms.workers);
+	mailsrv_link_stop(&ms);
+	delivery_close_store(&ms);
+	free(ms.dir);
+	ms.dir = NULL;
 }
 
 static const struct daemon_ops mailsrv_ops = {

@@ -15,17 +15,29 @@
  *	tmp/<id>	being received (removed at open: never acknowledged)
  *	msg/<id>	committed message files
  *	index/		LMDB: envelopes by id, and a schedule by next-try time
- * A message file: "AMQ1" | version | 12-byte nonce | compressed size
- * (set at commit) ... then ciphertext and the 16-byte tag; AAD binds it to
- * its id.  No plaintext of a message touches the disk.
+ *	corrupt/<id>	message files whose envelope did not load (kept
+ *			for the operator, out of the queue)
+ *	lock		flock()ed while open: one process per queue
+ * A message file (v1, see queue_file.c): a 40-byte header "AMQ1" |
+ * version | 12-byte nonce | message size | compressed size (both set at
+ * commit), then the ciphertext of the deflate stream and of a 16-byte
+ * trailer repeating both sizes, then the 16-byte GCM tag.  The AAD binds
+ * the file to its id and to the header's fixed part; the sizes are
+ * authenticated through the trailer.  No plaintext of a message touches
+ * the disk.
  *
  * Recovery: at open, every committed envelope is in the schedule; tmp/
  * files are removed; a msg/ file without an envelope (crash between the
- * rename and the LMDB commit) is removed too (never acknowledged).
+ * rename and the LMDB commit) is removed too (never acknowledged).  An
+ * envelope that does not load is logged, its file moved to corrupt/ and
+ * the envelope dropped; one whose file is missing is logged and dropped.
  *
- * Runs in: mailsrv; queue_writer_* and queue_commit on the event loop
- * thread (writes are buffered: the loop does no fsync); the batch commit
- * on the queue's own worker thread; queue_read on any thread.
+ * Runs in: mailsrv; queue_open, queue_close, queue_writer_* and
+ * queue_commit on the event loop thread (writes are buffered: the loop
+ * does no fsync); the batch commit on the queue's own worker thread;
+ * queue_read, queue_get, queue_due, queue_update, queue_remove,
+ * queue_list and queue_count on any thread (queue_update and
+ * queue_remove sync the index before they return: better off the loop).
  * Failure policy: negative enum err with err_set(); a failed batch fails
  * every commit in it (the SMTP layer answers 451).
  * SECURITY: ids are validated (queue_id_ok) before they become paths;
@@ -91,17 +103,28 @@ struct queue_writer;
 
 /*
  * Open the queue at dir with the queue key (copied; the caller wipes its
- * copy).  The batch thread and its completion event use base.
+ * copy).  The batch thread and its completion event use base.  Runs the
+ * recovery above.  ERR_LOCKED if another process has the queue open.
  */
 int	queue_open(struct queue **, struct event_base *, const char *,
 	    const unsigned char *);
-/* Finishes the batch in progress (callbacks run), then frees. */
+/*
+ * Finishes the batch in progress and every commit still waiting
+ * (callbacks run, here), then frees; NULL-safe, sets *q = NULL.  Not
+ * from inside a commit callback.  Writers still open must be aborted
+ * before.
+ */
 void	queue_close(struct queue **);
+/* 1 if id is QUEUE_ID_LEN lowercase hex digits, else 0. */
 int	queue_id_ok(const char *);
 
 /* Start receiving a message. */
 int	queue_writer_new(struct queue *, struct queue_writer **);
-/* Append message bytes (buffered, compressed, encrypted). */
+/*
+ * Append message bytes (buffered, compressed, encrypted).  More than
+ * QUEUE_MSG_MAX bytes in all is ERR_TOOBIG; any error sticks (later
+ * writes and queue_commit return it: abort the writer).
+ */
 int	queue_writer_write(struct queue_writer *, const void *, size_t);
 uint64_t	queue_writer_size(struct queue_writer *);
 /* Drop a message being received; NULL-safe, sets *w = NULL. */
@@ -109,16 +132,25 @@ void	queue_writer_abort(struct queue_writer **);
 
 typedef void	(*queue_commit_cb)(int, const char *, void *);
 /*
- * Finish the message and commit it with env (copied).  *w is consumed.
- * cb(0, id, arg) once durable, or cb(err, NULL, arg); always later, on
- * the loop thread, never from inside queue_commit().
+ * Finish the message and commit it with env (copied; its id and size
+ * are set from the writer).  *w is consumed whatever happens.
+ * Returns 0, then cb(0, id, arg) once durable, or cb(err, NULL, arg);
+ * always later, on the loop thread, never from inside queue_commit().
+ * Or returns a negative err at once (bad env: ERR_INVAL; writer error;
+ * queue closing), and cb is never called.  Strings in env must be
+ * valid UTF-8 (ERR_INVAL), addresses at most QUEUE_ADDR_MAX bytes, 1 to
+ * QUEUE_RCPTS_MAX recipients.
  */
 int	queue_commit(struct queue_writer **, const struct queue_env *,
 	    queue_commit_cb, void *);
 
-/* The message of a committed id, decrypted (caller frees). */
+/*
+ * The message of a committed id, decrypted and checked (caller frees).
+ * ERR_INVAL bad id, ERR_NOTFOUND no file, ERR_PERM authentication
+ * failed (tampered, or another key), ERR_IO malformed file.
+ */
 int	queue_read(struct queue *, const char *, unsigned char **, size_t *);
-/* A committed envelope (caller frees with queue_env_free). */
+/* A committed envelope (caller frees with queue_env_free); ERR_NOTFOUND. */
 int	queue_get(struct queue *, const char *, struct queue_env **);
 void	queue_env_free(struct queue_env **);
 /*
@@ -133,10 +165,54 @@ int	queue_due(struct queue *, int64_t, size_t, char ***, size_t *);
  * envelope).  Durable when it returns 0.
  */
 int	queue_update(struct queue *, const struct queue_env *);
-/* Remove a message whatever its state (admin delete). */
+/* Remove a message whatever its state (admin delete); ERR_NOTFOUND. */
 int	queue_remove(struct queue *, const char *);
-/* All envelopes as JSON (admin list), without message contents. */
+/*
+ * All envelopes as a JSON array of objects (admin list), without message
+ * contents; the fields are those of struct queue_env, rcpts an array.
+ */
 int	queue_list(struct queue *, json_t **);
+/* Committed envelopes (0 if the index cannot be read). */
 size_t	queue_count(struct queue *);
+
+/* Batches run and messages committed since open (tests, metrics). */
+void	queue_stats(struct queue *, uint64_t *, uint64_t *);
+
+/*
+ * How a batch makes its message files durable.  AUTO: fdatasync() for a
+ * batch of one, one syncfs() for more (the measured default); FILE:
+ * always fdatasync() each file then fsync() msg/; FS: always one
+ * syncfs().  For benchmarks and tests.
+ */
+enum queue_sync {
+	QUEUE_SYNC_AUTO = 0,
+	QUEUE_SYNC_FILE,
+	QUEUE_SYNC_FS,
+};
+void	queue_set_sync(struct queue *, int);
+/* Test hook: lower the message size limit (at most QUEUE_MSG_MAX). */
+void	queue_set_msg_max(struct queue *, uint64_t);
+
+/*
+ * Private to the .c files of mailsrv/queue/ (queue__*): the message
+ * file format (queue_file.c), the envelope encoding (queue_env.c) and
+ * the open-time recovery (queue_recover.c; the dbis are MDB_dbi).  Not
+ * for other modules.
+ */
+struct db_env;
+int	queue__writer_open(struct queue_writer **, struct queue *, int,
+	    const char *, const unsigned char *, uint64_t);
+struct queue	*queue__writer_queue(const struct queue_writer *);
+const char	*queue__writer_id(const struct queue_writer *);
+int	queue__writer_finish(struct queue_writer **, int *);
+int	queue__file_read(int, const char *, const unsigned char *, uint64_t,
+	    unsigned char **, size_t *);
+int	queue__env_encode(const struct queue_env *, char **, size_t *);
+int	queue__env_decode(struct queue_env **, const char *, const void *,
+	    size_t);
+json_t	*queue__env_json(const struct queue_env *);
+void	queue__sched_key(unsigned char *, int64_t, const char *);
+int	queue__recover(struct db_env *, unsigned, unsigned, int, int, int,
+	    size_t *);
 
 #endif

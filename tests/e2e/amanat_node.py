@@ -199,6 +199,10 @@ class Node:
         }
         for pname, (_, sec, key) in PORTS.items():
             self.base_sections.setdefault(sec, {})[key] = self.addr(pname)
+        if "keyservice_crl" in self.ports:
+            # certificates name the CRL of this node's own crl_listen
+            self.base_sections["keyservice"]["crl_url"] = \
+                "http://%s/crl.der" % self.addr("keyservice_crl")
         self.sections = merge_overrides(self.base_sections, overrides)
         self.lines = self.write_config()
 
@@ -244,12 +248,15 @@ class Node:
     def log(self, daemon):
         return read_text(self.logpath(daemon))
 
-    def init(self):
+    def init(self, demo=False):
+        """keyservice --init (with --demo: the demo departments and users,
+        <datadir>/demo-users.txt)."""
         require_binaries(["keyservice"])
         logpath = os.path.join(self.dir, "init.log")
         with open(logpath, "wb") as log:
             r = subprocess.run([build_path("keyservice"), "-c", self.conf,
-                                "--init"], stdin=subprocess.DEVNULL,
+                                "--init"] + (["--demo"] if demo else []),
+                               stdin=subprocess.DEVNULL,
                                stdout=log, stderr=subprocess.STDOUT,
                                cwd=self.dir, env=daemon_env(),
                                timeout=INIT_TIMEOUT)
@@ -316,6 +323,27 @@ class Node:
                                                       self.log(daemon)))
         self.stopped[daemon] = rc
         return rc, problems
+
+    def kill9(self, daemon, timeout=STOP_TIMEOUT):
+        """SIGKILL one daemon (a crash: no cleanup runs) and reap it;
+        returns its exit code (-9).  start([daemon]) runs it again."""
+        p = self.procs.pop(daemon)
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=timeout)
+        self.stopped[daemon] = p.returncode
+        return p.returncode
+
+    def restart(self, daemon, hard=False):
+        """Stop one daemon (SIGTERM, checked: returns the problems; or
+        with hard=True SIGKILL) and start it again."""
+        problems = []
+        if hard:
+            self.kill9(daemon)
+        else:
+            problems = self.stop(daemon)[1]
+        self.start([daemon])
+        return problems
 
     def stop_all(self):
         problems = []

@@ -22,10 +22,11 @@ def _finish(node):
         pytest.fail("\n".join(problems), pytrace=False)
 
 
-def make_started_node(tmpdir, overrides=None, daemons=DAEMONS, init=True):
+def make_started_node(tmpdir, overrides=None, daemons=DAEMONS, init=True,
+                      demo=False):
     node = Node(tmpdir, overrides)
     if init:
-        node.init()
+        node.init(demo=demo)
     try:
         if daemons:
             node.start(daemons)
@@ -53,13 +54,13 @@ def make_node(tmp_path):
     """
     made = []
 
-    def factory(overrides=None, daemons=DAEMONS, init=True):
+    def factory(overrides=None, daemons=DAEMONS, init=True, demo=False):
         d = tmp_path / ("node%d" % len(made))
         d.mkdir()
         n = Node(d, overrides)
         made.append(n)
         if init:
-            n.init()
+            n.init(demo=demo)
         if daemons:
             n.start(daemons)
         return n

@@ -1,0 +1,1394 @@
+/*
+ * test_mailsrv_store.c -- unit tests for the mail store's messages
+ * (mailsrv/store: store.c, message.c, expunge.c, msgfile.c, record.c).
+ *
+ * Purpose: users; delivery and byte-exact reads (8-bit, NUL); no
+ * plaintext anywhere under the store; wrong key, moved, renamed, flipped
+ * and truncated files; reopen durability; UID, UIDVALIDITY and MODSEQ
+ * rules; flags, keywords and CONDSTORE; expunge and VANISHED; the change
+ * feed; copy and move with shared files and refcounts; quota; limits at
+ * max and max+1; corrupt index records; 4 threads delivering at once.
+ * (Mailbox operations are in test_mailsrv_store_mbox.c.)
+ * Runs in: the unit test binary only; each test gets a mkdtemp() store
+ * directory that it removes.
+ * Failure policy: cmocka assertions.
+ * SECURITY: checks that the files are private, bound to their owner and
+ * name, and carry no plaintext.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "common/db.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "mailsrv/store/msgfile.h"
+#include "mailsrv/store/store.h"
+
+#define U1	"Alice@Example.org"
+#define U2	"bob@example.org"
+#define MARKER	"Zebra-Marker-7d1f3c"
+
+static const unsigned char	dek1[STORE_DEK_LEN] =
+				    "0123456789abcdef0123456789abcde";
+static const unsigned char	dek2[STORE_DEK_LEN] =
+				    "fedcba9876543210fedcba987654321";
+
+struct fx {
+	char		 dir[64];
+	struct store	*s;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+rm_rf(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		*p;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		p = path_join(dir, de->d_name);
+		if (unlink(p) < 0)
+			rm_rf(p);
+		free(p);
+	}
+	closedir(d);
+	(void)rmdir(dir);
+}
+
+/*
+ * Walk dir: count regular files, check modes (dirs 0700, files 0600),
+ * and count files containing needle (if not NULL).
+ */
+static void
+walk(const char *dir, const char *needle, int *files, int *hits)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		*p, *data;
+	size_t		 len;
+
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		/* no path component names the user */
+		assert_null(strcasestr(de->d_name, "alice"));
+		p = path_join(dir, de->d_name);
+		assert_int_equal(lstat(p, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			assert_int_equal(st.st_mode & 0777, 0700);
+			walk(p, needle, files, hits);
+		} else {
+			assert_true(S_ISREG(st.st_mode));
+			assert_int_equal(st.st_mode & 077, 0);
+			(*files)++;
+			if (needle != NULL) {
+				assert_int_equal(file_read_all(&data, &len, p,
+				    1 << 30), 0);
+				if (memmem(data, len, needle,
+				    strlen(needle)) != NULL)
+					(*hits)++;
+				free(data);
+			}
+		}
+		free(p);
+	}
+	closedir(d);
+}
+
+static int
+blob_count(struct fx *f)
+{
+	char	*p = path_join(f->dir, "blobs");
+	int	 files = 0, hits = 0;
+
+	walk(p, NULL, &files, &hits);
+	free(p);
+	return files;
+}
+
+/* Path of the user's only message file. */
+static char *
+only_blob(struct fx *f, const char *user)
+{
+	struct store_user	 u;
+	char			*dir, *p = NULL;
+	DIR			*d;
+	struct dirent		*de;
+	int			 n = 0;
+
+	assert_int_equal(store_user_get(f->s, user, &u), 0);
+	xasprintf(&dir, "%s/blobs/%.2s/%s", f->dir, u.user_id, u.user_id);
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		free(p);
+		p = path_join(dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	free(dir);
+	store_user_clear(&u);
+	assert_int_equal(n, 1);		/* callers make sure of this */
+	return p;
+}
+
+static void
+deliver(struct fx *f, const char *user, const char *mbox,
+    const unsigned char *dek, const char *msg, uint32_t *uid)
+{
+	uint32_t	uv, u;
+
+	assert_int_equal(store_deliver(f->s, user, mbox, dek, msg,
+	    strlen(msg), 0, 0, &uv, &u), 0);
+	if (uid != NULL)
+		*uid = u;
+}
+
+static void
+read_eq(struct fx *f, const char *user, const char *mbox, uint32_t uid,
+    const void *want, size_t wlen)
+{
+	unsigned char	*got = NULL;
+	size_t		 len = 0;
+
+	assert_int_equal(store_read(f->s, user, mbox, uid, dek1, &got, &len),
+	    0);
+	assert_int_equal(len, wlen);
+	assert_memory_equal(got, want, wlen);
+	xfreezero(got, len);
+}
+
+static int
+setup(void **state)
+{
+	struct fx	*f = xcalloc(1, sizeof(*f));
+
+	log_setlevel(LOG_LVL_WARN);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/amanat-test-store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	if (store_open(&f->s, f->dir, NULL) < 0 ||
+	    store_user_create(f->s, U1, "wrapped-dek-of-alice") < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx	*f = *state;
+
+	store_close(&f->s);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+reopen(struct fx *f, const struct store_opts *o)
+{
+	store_close(&f->s);
+	assert_null(f->s);
+	assert_int_equal(store_open(&f->s, f->dir, o), 0);
+}
+
+/* ------------------------------------------------------------ users */
+
+static void
+test_mailsrv_store__users(void **state)
+{
+	struct fx		*f = *state;
+	struct store_user	 u;
+	char			 big[STORE_WRAPPED_DEK_MAX + 2];
+	size_t			 i;
+
+	assert_int_equal(store_user_get(f->s, "alice@EXAMPLE.org", &u), 0);
+	assert_string_equal(u.wrapped_dek, "wrapped-dek-of-alice");
+	assert_int_equal(strlen(u.user_id), STORE_ID_HEX);
+	for (i = 0; i < STORE_ID_HEX; i++)
+		assert_non_null(strchr("0123456789abcdef", u.user_id[i]));
+	assert_int_equal(u.quota_used, 0);
+	assert_int_equal(u.mailboxes, 6);
+	store_user_clear(&u);
+
+	assert_int_equal(store_user_create(f->s, "ALICE@example.org", "x"),
+	    ERR_EXISTS);
+	assert_int_equal(store_user_get(f->s, U2, &u), ERR_NOTFOUND);
+	assert_null(u.wrapped_dek);
+	assert_int_equal(store_user_create(f->s, "no-at-sign", "x"),
+	    ERR_INVAL);
+	assert_int_equal(store_user_create(f->s, "a b@c.d", "x"), ERR_INVAL);
+	assert_int_equal(store_user_create(f->s, U2, ""), ERR_INVAL);
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(store_user_create(f->s, U2, big), ERR_TOOBIG);
+	big[STORE_WRAPPED_DEK_MAX] = '\0';
+	assert_int_equal(store_user_create(f->s, U2, big), 0);
+	assert_int_equal(store_user_get(f->s, U2, &u), 0);
+	assert_string_equal(u.wrapped_dek, big);
+	store_user_clear(&u);
+
+	assert_int_equal(store_user_set_dek(f->s, U2, "rewrapped"), 0);
+	assert_int_equal(store_user_set_quota(f->s, U2, 12345), 0);
+	assert_int_equal(store_user_get(f->s, U2, &u), 0);
+	assert_string_equal(u.wrapped_dek, "rewrapped");
+	assert_int_equal(u.quota_limit, 12345);
+	store_user_clear(&u);
+	assert_int_equal(store_user_set_dek(f->s, "nobody@x.org", "k"),
+	    ERR_NOTFOUND);
+}
+
+/* ------------------------------------------------------------ files */
+
+static void
+test_mailsrv_store__roundtrip(void **state)
+{
+	struct fx	*f = *state;
+	unsigned char	 msg[70000], *got = NULL;
+	size_t		 i, len;
+	uint32_t	 uv, uid, uv2, uid2;
+
+	/* every byte value, NULs included, and an incompressible tail */
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = i < 512 ? (unsigned char)i :
+		    (unsigned char)((i * 2654435761u) >> 13);
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, msg, sizeof(msg),
+	    STORE_F_SEEN, 1700000000, &uv, &uid), 0);
+	assert_int_equal(uid, 1);
+	assert_true(uv > 0);
+	read_eq(f, U1, "INBOX", uid, msg, sizeof(msg));
+	/* one byte */
+	assert_int_equal(store_deliver(f->s, U1, "inbox", dek1, "\0", 1, 0, 0,
+	    &uv2, &uid2), 0);
+	assert_int_equal(uv2, uv);
+	assert_int_equal(uid2, 2);
+	read_eq(f, U1, NULL, 2, "\0", 1);
+	/* empty is not a message */
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, "", 0, 0, 0,
+	    &uv2, &uid2), ERR_INVAL);
+	assert_int_equal(store_read(f->s, U1, NULL, 99, dek1, &got, &len),
+	    ERR_NOTFOUND);
+	assert_null(got);
+	assert_int_equal(store_deliver(f->s, U1, "Nope", dek1, "x", 1, 0, 0,
+	    &uv2, &uid2), ERR_NOTFOUND);
+	assert_int_equal(store_deliver(f->s, U2, NULL, dek1, "x", 1, 0, 0,
+	    &uv2, &uid2), ERR_NOTFOUND);
+	assert_int_equal(blob_count(f), 2);
+}
+
+static void
+test_mailsrv_store__no_plaintext(void **state)
+{
+	struct fx	*f = *state;
+	char		 msg[8192];
+	int		 files = 0, hits = 0, i;
+
+	snprintf(msg, sizeof(msg), "Subject: " MARKER "\r\nFrom: "
+	    "someone@example.org\r\n\r\n");
+	for (i = 0; i < 40; i++)
+		strlcat(msg, MARKER " body line\r\n", sizeof(msg));
+	for (i = 0; i < 5; i++)
+		deliver(f, U1, i % 2 ? "Sent" : NULL, dek1, msg, NULL);
+	/* level 0 stores deflate blocks uncompressed: still encrypted */
+	reopen(f, &(struct store_opts){ .zlevel = 0 });
+	deliver(f, U1, NULL, dek1, msg, NULL);
+	store_close(&f->s);
+	walk(f->dir, MARKER, &files, &hits);
+	assert_true(files >= 7);	/* 6 blobs + data.mdb + lock.mdb */
+	assert_int_equal(hits, 0);
+	assert_int_equal(store_open(&f->s, f->dir, NULL), 0);
+	read_eq(f, U1, NULL, 4, msg, strlen(msg));
+}
+
+static void
+test_mailsrv_store__wrong_dek(void **state)
+{
+	struct fx	*f = *state;
+	unsigned char	*got = NULL;
+	size_t		 len = 0;
+	uint32_t	 uid;
+
+	deliver(f, U1, NULL, dek1, "Subject: hi\r\n\r\nbody\r\n", &uid);
+	assert_int_equal(store_read(f->s, U1, NULL, uid, dek2, &got, &len),
+	    ERR_PERM);
+	assert_null(got);
+	assert_int_equal(len, 0);
+	assert_int_equal(store_read(f->s, U1, NULL, uid, NULL, &got, &len),
+	    ERR_INVAL);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char	*data;
+	size_t	 len;
+
+	assert_int_equal(file_read_all(&data, &len, from, 1 << 30), 0);
+	assert_int_equal(file_write_atomic(to, data, len, 0600), 0);
+	free(data);
+}
+
+static void
+test_mailsrv_store__moved_file(void **state)
+{
+	struct fx		*f = *state;
+	unsigned char		*got = NULL;
+	size_t			 len = 0;
+	char			*pa, *pb, *pc;
+	struct store_user	 u1;
+	char			*dir1, *moved;
+
+	assert_int_equal(store_user_create(f->s, U2, "wrapped-bob"), 0);
+	deliver(f, U1, NULL, dek1, "message A", NULL);
+	pa = only_blob(f, U1);
+	assert_int_equal(store_mailbox_create(f->s, U1, "Other", 0), 0);
+	deliver(f, U2, NULL, dek1, "message C", NULL);
+	pc = only_blob(f, U2);
+	/* B in a fresh user-dir listing: remove A's path from the walk */
+	deliver(f, U1, "Other", dek1, "message B", NULL);
+	read_eq(f, U1, "Other", 1, "message B", 9);
+
+	/* find B's path: the file in U1's dir that is not A */
+	assert_int_equal(store_user_get(f->s, U1, &u1), 0);
+	xasprintf(&dir1, "%s/blobs/%.2s/%s", f->dir, u1.user_id, u1.user_id);
+	{
+		DIR		*d = opendir(dir1);
+		struct dirent	*de;
+
+		pb = NULL;
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL) {
+			char	*p;
+
+			if (de->d_name[0] == '.')
+				continue;
+			p = path_join(dir1, de->d_name);
+			if (strcmp(p, pa) != 0)
+				pb = p;
+			else
+				free(p);
+		}
+		closedir(d);
+	}
+	assert_non_null(pb);
+
+	/* A's file under B's name: same user, other blob id */
+	copy_file(pa, pb);
+	assert_int_equal(store_read(f->s, U1, "Other", 1, dek1, &got, &len),
+	    ERR_PERM);
+	/* C (bob's, same key here) moved into alice's dir under B's name */
+	copy_file(pc, pb);
+	assert_int_equal(store_read(f->s, U1, "Other", 1, dek1, &got, &len),
+	    ERR_PERM);
+	/* bob's own file is fine; alice's A too */
+	read_eq(f, U2, NULL, 1, "message C", 9);
+	read_eq(f, U1, NULL, 1, "message A", 9);
+	/* a missing file is ERR_IO (the index still names it) */
+	assert_int_equal(unlink(pb), 0);
+	assert_int_equal(store_read(f->s, U1, "Other", 1, dek1, &got, &len),
+	    ERR_IO);
+	/* a file renamed into another name in bob's dir */
+	xasprintf(&moved, "%s.moved", pc);
+	assert_int_equal(rename(pc, moved), 0);
+	assert_int_equal(store_read(f->s, U2, NULL, 1, dek1, &got, &len),
+	    ERR_IO);
+	free(moved);
+	store_user_clear(&u1);
+	free(dir1);
+	free(pa);
+	free(pb);
+	free(pc);
+}
+
+static void
+test_mailsrv_store__tamper(void **state)
+{
+	struct fx	*f = *state;
+	unsigned char	*got = NULL;
+	char		*p, *orig, *data;
+	size_t		 olen, len, i;
+	int		 rc;
+
+	deliver(f, U1, NULL, dek1, "Subject: tamper\r\n\r\nline\r\n", NULL);
+	p = only_blob(f, U1);
+	assert_int_equal(file_read_all(&orig, &olen, p, 1 << 20), 0);
+	data = xmalloc(olen);
+	/* every single-byte change, header and tag included, fails */
+	for (i = 0; i < olen; i++) {
+		memcpy(data, orig, olen);
+		data[i] ^= 0x01;
+		assert_int_equal(file_write_atomic(p, data, olen, 0600), 0);
+		rc = store_read(f->s, U1, NULL, 1, dek1, &got, &len);
+		assert_true(rc == ERR_PERM || rc == ERR_IO);
+		if (i >= MSGFILE_HDR_LEN)
+			assert_int_equal(rc, ERR_PERM);
+		assert_null(got);
+	}
+	/* every truncation, and one extra byte */
+	for (i = 0; i < olen; i++) {
+		assert_int_equal(file_write_atomic(p, orig, i, 0600), 0);
+		rc = store_read(f->s, U1, NULL, 1, dek1, &got, &len);
+		assert_true(rc == ERR_PERM || rc == ERR_IO);
+	}
+	memcpy(data, orig, olen);
+	data = xreallocarray(data, olen + 1, 1);
+	data[olen] = 'x';
+	assert_int_equal(file_write_atomic(p, data, olen + 1, 0600), 0);
+	assert_int_equal(store_read(f->s, U1, NULL, 1, dek1, &got, &len),
+	    ERR_IO);
+	assert_int_equal(file_write_atomic(p, orig, olen, 0600), 0);
+	read_eq(f, U1, NULL, 1, "Subject: tamper\r\n\r\nline\r\n", 25);
+	free(data);
+	free(orig);
+	free(p);
+}
+
+static void
+test_mailsrv_store__msgfile_bounds(void **state)
+{
+	unsigned char	*file = NULL, *out = NULL;
+	size_t		 flen = 0, olen = 0;
+	const char	*uid = "00112233445566778899aabbccddeeff";
+	const char	*bid = "ffeeddccbbaa99887766554433221100";
+
+	(void)state;
+	assert_int_equal(msgfile_seal(&file, &flen, uid, bid, dek1, "hello",
+	    5, 6, 5), 0);
+	assert_int_equal(memcmp(file, "AMS1", 4), 0);
+	assert_int_equal(file[4], MSGFILE_VERSION);
+	/* a file larger than the reader's limit is malformed */
+	assert_int_equal(msgfile_open(&out, &olen, uid, bid, dek1, file, flen,
+	    4), ERR_IO);
+	free(file);
+	assert_int_equal(msgfile_seal(&file, &flen, uid, bid, dek1, "hello",
+	    5, 6, 4), ERR_TOOBIG);
+	assert_null(file);
+	assert_int_equal(msgfile_seal(&file, &flen, uid, bid, dek1, "hello",
+	    5, 9, 5), 0);
+	/* wrong blob id or user id in the AAD */
+	assert_int_equal(msgfile_open(&out, &olen, bid, bid, dek1, file, flen,
+	    5), ERR_PERM);
+	free(file);
+	assert_int_equal(msgfile_seal(&file, &flen, uid, bid, dek1, "hello",
+	    5, 1, 5), 0);
+	assert_int_equal(msgfile_open(&out, &olen, uid, uid, dek1, file, flen,
+	    5), ERR_PERM);
+	free(file);
+	assert_int_equal(msgfile_seal(&file, &flen, uid, bid, dek1, "hello",
+	    5, 0, 5), 0);
+	assert_int_equal(msgfile_open(&out, &olen, uid, bid, dek1, file, flen,
+	    5), 0);
+	assert_int_equal(olen, 5);
+	assert_memory_equal(out, "hello", 5);
+	free(out);
+	free(file);
+}
+
+/* ------------------------------------------------------------ durability */
+
+static void
+test_mailsrv_store__reopen(void **state)
+{
+	struct fx		*f = *state;
+	struct store_status	 st;
+	struct store_msginfo	*mi = NULL;
+	struct store_flagres	 fr;
+	struct store_flagop	 op = { STORE_FLAGS_ADD, STORE_F_FLAGGED,
+				    (const char *[]){ "$Work" }, 1, 0, 0 };
+	uint32_t		 uids[] = { 2 };
+	size_t			 n;
+	int			 i;
+
+	for (i = 0; i < 3; i++)
+		deliver(f, U1, NULL, dek1, "persistent message", NULL);
+	assert_int_equal(store_set_flags(f->s, U1, NULL, uids, 1, &op, &fr),
+	    0);
+	store_flagres_free(&fr);
+	assert_int_equal(store_mailbox_create(f->s, U1, "Kept/Deep", 0), 0);
+	reopen(f, NULL);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.messages, 3);
+	assert_int_equal(st.uidnext, 4);
+	assert_int_equal(store_messages(f->s, U1, NULL, 1, UINT32_MAX, 0, &mi,
+	    &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(mi[1].flags, STORE_F_FLAGGED);
+	assert_int_equal(mi[1].keywords, 1);
+	store_msginfo_free(&mi);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Kept/Deep", &st), 0);
+	read_eq(f, U1, NULL, 3, "persistent message", 18);
+}
+
+/* ------------------------------------------------------------ uid rules */
+
+static void
+test_mailsrv_store__uid_rules(void **state)
+{
+	struct fx		*f = *state;
+	struct store_status	 st, st2;
+	uint32_t		 uv, uid, uv_sent, uv_old;
+	uint64_t		 hms;
+
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.uidnext, 1);
+	assert_int_equal(st.messages, 0);
+	assert_int_equal(st.recent, 0);
+	hms = st.highestmodseq;
+	assert_int_equal(store_mailbox_status(f->s, U1, "Sent", &st2), 0);
+	uv_sent = st2.uidvalidity;
+	assert_int_not_equal(st.uidvalidity, uv_sent);
+	assert_int_equal(st2.special, STORE_SPECIAL_SENT);
+
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, "a", 1, 0, 0,
+	    &uv, &uid), 0);
+	assert_int_equal(uv, st.uidvalidity);
+	assert_int_equal(uid, 1);
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, "b", 1, 0, 0,
+	    &uv, &uid), 0);
+	assert_int_equal(uid, 2);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.uidnext, 3);
+	assert_true(st.highestmodseq >= hms + 2);
+	assert_int_equal(st.size, 2);
+
+	/* UIDs are never reused after an expunge */
+	{
+		struct store_flagop	op = { STORE_FLAGS_ADD,
+					    STORE_F_DELETED, NULL, 0, 0, 0 };
+		struct store_flagres	fr;
+		uint32_t		u2[] = { 2 }, *ex = NULL;
+		size_t			nex;
+
+		assert_int_equal(store_set_flags(f->s, U1, NULL, u2, 1, &op,
+		    &fr), 0);
+		store_flagres_free(&fr);
+		assert_int_equal(store_expunge(f->s, U1, NULL, NULL, 0, &ex,
+		    &nex), 0);
+		assert_int_equal(nex, 1);
+		free(ex);
+	}
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, "c", 1, 0, 0,
+	    &uv, &uid), 0);
+	assert_int_equal(uid, 3);
+
+	/* DELETE + CREATE of a name: a new, larger UIDVALIDITY, UIDs anew */
+	uv_old = uv_sent;
+	deliver(f, U1, "Sent", dek1, "sent one", NULL);
+	assert_int_equal(store_mailbox_delete(f->s, U1, "Sent"), 0);
+	assert_int_equal(store_mailbox_create(f->s, U1, "Sent",
+	    STORE_SPECIAL_SENT), 0);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Sent", &st2), 0);
+	assert_true(st2.uidvalidity > uv_old);
+	assert_int_equal(st2.uidnext, 1);
+	assert_int_equal(st2.messages, 0);
+	assert_int_equal(store_deliver(f->s, U1, "Sent", dek1, "x", 1, 0, 0,
+	    &uv, &uid), 0);
+	assert_int_equal(uid, 1);
+	assert_int_equal(uv, st2.uidvalidity);
+}
+
+/* ------------------------------------------------------------ flags */
+
+static void
+set_flags(struct fx *f, const uint32_t *uids, size_t n, int mode,
+    uint32_t flags, const char *const *kw, size_t nkw,
+    struct store_flagres *fr)
+{
+	struct store_flagop	op;
+
+	memset(&op, 0, sizeof(op));
+	op.mode = mode;
+	op.flags = flags;
+	op.keywords = kw;
+	op.nkeywords = nkw;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, uids, n, &op, fr),
+	    0);
+}
+
+static void
+test_mailsrv_store__flags_keywords(void **state)
+{
+	struct fx		*f = *state;
+	struct store_flagres	 fr;
+	struct store_status	 st;
+	const char		*kw1[] = { "$Junk", "work" };
+	const char		*kw2[] = { "WORK" };
+	char			**names = NULL;
+	uint32_t		 all[] = { 1, 2, 3 }, one[] = { 2 }, gap[] = {
+				    1, 7 };
+	uint64_t		 m1;
+	size_t			 n, i;
+
+	for (i = 0; i < 3; i++)
+		deliver(f, U1, NULL, dek1, "flag me", NULL);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.unseen, 3);
+
+	set_flags(f, all, 3, STORE_FLAGS_ADD, STORE_F_SEEN, kw1, 2, &fr);
+	assert_int_equal(fr.nmsgs, 3);
+	assert_true(fr.modseq > 0);
+	m1 = fr.modseq;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(fr.msgs[i].flags, STORE_F_SEEN);
+		assert_int_equal(fr.msgs[i].keywords, 3);
+		assert_int_equal(fr.msgs[i].modseq, m1);
+	}
+	store_flagres_free(&fr);
+	assert_int_equal(store_mailbox_keywords(f->s, U1, NULL, &names, &n),
+	    0);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "$Junk");
+	assert_string_equal(names[1], "work");
+	store_keywords_free(&names, n);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.unseen, 0);
+	assert_int_equal(st.highestmodseq, m1);
+
+	/* no-op: no new modseq */
+	set_flags(f, all, 3, STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, &fr);
+	assert_int_equal(fr.modseq, 0);
+	assert_int_equal(fr.nmsgs, 3);
+	assert_int_equal(fr.msgs[0].modseq, m1);
+	store_flagres_free(&fr);
+	/* keywords are case-insensitive; remove; unknown UIDs skipped */
+	set_flags(f, gap, 2, STORE_FLAGS_REMOVE, STORE_F_SEEN, kw2, 1, &fr);
+	assert_int_equal(fr.nmsgs, 1);
+	assert_int_equal(fr.msgs[0].uid, 1);
+	assert_int_equal(fr.msgs[0].flags, 0);
+	assert_int_equal(fr.msgs[0].keywords, 1);
+	assert_true(fr.modseq > m1);
+	store_flagres_free(&fr);
+	set_flags(f, one, 1, STORE_FLAGS_REPLACE, STORE_F_DELETED |
+	    STORE_F_DRAFT | STORE_F_ANSWERED, NULL, 0, &fr);
+	assert_int_equal(fr.msgs[0].flags, STORE_F_DELETED | STORE_F_DRAFT |
+	    STORE_F_ANSWERED);
+	assert_int_equal(fr.msgs[0].keywords, 0);
+	store_flagres_free(&fr);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.unseen, 2);
+	assert_int_equal(st.deleted, 1);
+}
+
+/* Deliver three messages and mark them \Seen; returns that MODSEQ. */
+static uint64_t
+three_seen(struct fx *f)
+{
+	struct store_flagres	fr;
+	uint64_t		m;
+	int			i;
+
+	for (i = 0; i < 3; i++)
+		deliver(f, U1, NULL, dek1, "flag me", NULL);
+	set_flags(f, (uint32_t[]){ 1, 2, 3 }, 3, STORE_FLAGS_ADD, STORE_F_SEEN,
+	    NULL, 0, &fr);
+	m = fr.modseq;
+	store_flagres_free(&fr);
+	return m;
+}
+
+static void
+test_mailsrv_store__condstore(void **state)
+{
+	struct fx		*f = *state;
+	struct store_flagres	 fr;
+	struct store_flagop	 op;
+	struct store_msginfo	*mi = NULL;
+	uint32_t		 all[] = { 1, 2, 3 };
+	uint64_t		 m1 = three_seen(f);
+	size_t			 n;
+
+	set_flags(f, (uint32_t[]){ 1, 2 }, 2, STORE_FLAGS_REMOVE, STORE_F_SEEN,
+	    NULL, 0, &fr);
+	store_flagres_free(&fr);
+	/* CONDSTORE: CHANGEDSINCE and UNCHANGEDSINCE */
+	assert_int_equal(store_messages(f->s, U1, NULL, 1, UINT32_MAX, m1,
+	    &mi, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(mi[0].uid, 1);
+	assert_int_equal(mi[1].uid, 2);
+	store_msginfo_free(&mi);
+	assert_int_equal(store_messages(f->s, U1, NULL, 2, 2, m1, &mi, &n), 0);
+	assert_int_equal(n, 1);
+	store_msginfo_free(&mi);
+	memset(&op, 0, sizeof(op));
+	op.mode = STORE_FLAGS_ADD;
+	op.flags = STORE_F_FLAGGED;
+	op.conditional = 1;
+	op.unchangedsince = m1;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, all, 3, &op, &fr), 0);
+	assert_int_equal(fr.nmodified, 2);
+	assert_int_equal(fr.modified[0], 1);
+	assert_int_equal(fr.modified[1], 2);
+	assert_int_equal(fr.nmsgs, 1);
+	assert_int_equal(fr.msgs[0].uid, 3);
+	assert_int_equal(fr.msgs[0].flags, STORE_F_SEEN | STORE_F_FLAGGED);
+	assert_true(fr.modseq > m1);
+	store_flagres_free(&fr);
+	/* UNCHANGEDSINCE 0 fails for every message */
+	op.unchangedsince = 0;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, all, 3, &op, &fr), 0);
+	assert_int_equal(fr.nmodified, 3);
+	assert_int_equal(fr.nmsgs, 0);
+	assert_int_equal(fr.modseq, 0);
+	store_flagres_free(&fr);
+}
+
+static void
+test_mailsrv_store__keyword_limits(void **state)
+{
+	struct fx		*f = *state;
+	struct store_flagres	 fr;
+	struct store_flagop	 op;
+	struct store_msginfo	*mi = NULL;
+	char			**names = NULL, kbuf[16];
+	const char		*kp[1] = { kbuf };
+	uint32_t		 all[] = { 1, 2, 3 }, one[] = { 2 };
+	size_t			 n, i;
+
+	(void)three_seen(f);
+	set_flags(f, one, 1, STORE_FLAGS_ADD, 0, (const char *[]){ "k0",
+	    "k1" }, 2, &fr);
+	store_flagres_free(&fr);
+	memset(&op, 0, sizeof(op));
+	op.mode = STORE_FLAGS_ADD;
+	/* bad arguments */
+	op.flags = 0x100;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, all, 3, &op, &fr),
+	    ERR_INVAL);
+	op.flags = 0;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, (uint32_t[]){ 2, 1 },
+	    2, &op, &fr), ERR_INVAL);
+	op.keywords = (const char *[]){ "\\Seen" };
+	op.nkeywords = 1;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, all, 3, &op, &fr),
+	    ERR_INVAL);
+	op.keywords = (const char *[]){ "has space" };
+	assert_int_equal(store_set_flags(f->s, U1, NULL, all, 3, &op, &fr),
+	    ERR_INVAL);
+
+	/* keyword table: exactly STORE_KEYWORDS_MAX, then ERR_TOOBIG */
+	for (i = 2; i < STORE_KEYWORDS_MAX; i++) {
+		snprintf(kbuf, sizeof(kbuf), "kw%zu", i);
+		set_flags(f, one, 1, STORE_FLAGS_ADD, 0, kp, 1, &fr);
+		store_flagres_free(&fr);
+	}
+	assert_int_equal(store_mailbox_keywords(f->s, U1, NULL, &names, &n),
+	    0);
+	assert_int_equal(n, STORE_KEYWORDS_MAX);
+	store_keywords_free(&names, n);
+	snprintf(kbuf, sizeof(kbuf), "one-too-many");
+	op.keywords = kp;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, one, 1, &op, &fr),
+	    ERR_TOOBIG);
+	/* removing an unknown keyword is a no-op, not an error */
+	op.mode = STORE_FLAGS_REMOVE;
+	assert_int_equal(store_set_flags(f->s, U1, NULL, one, 1, &op, &fr), 0);
+	assert_int_equal(fr.modseq, 0);
+	store_flagres_free(&fr);
+	assert_int_equal(store_messages(f->s, U1, NULL, 2, 2, 0, &mi, &n), 0);
+	assert_int_equal(mi[0].keywords, UINT64_MAX);
+	store_msginfo_free(&mi);
+}
+
+/* APPEND with flags, keywords and an internal date. */
+static void
+test_mailsrv_store__append(void **state)
+{
+	struct fx		*f = *state;
+	struct store_append	 a;
+	struct store_msginfo	*mi = NULL;
+	struct store_status	 st;
+	const char		*kw[] = { "$Forwarded" };
+	uint32_t		 uv, uid;
+	size_t			 n;
+
+	memset(&a, 0, sizeof(a));
+	a.msg = "Subject: draft\r\n\r\n";
+	a.len = strlen(a.msg);
+	a.flags = STORE_F_DRAFT | STORE_F_SEEN;
+	a.keywords = kw;
+	a.nkeywords = 1;
+	a.internaldate = 1234567890;
+	assert_int_equal(store_append(f->s, U1, "Drafts", dek1, &a, &uv, &uid),
+	    0);
+	assert_int_equal(store_messages(f->s, U1, "Drafts", 1, UINT32_MAX, 0,
+	    &mi, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(mi[0].uid, uid);
+	assert_int_equal(mi[0].flags, STORE_F_DRAFT | STORE_F_SEEN);
+	assert_int_equal(mi[0].keywords, 1);
+	assert_int_equal(mi[0].internaldate, 1234567890);
+	assert_int_equal(mi[0].size, a.len);
+	assert_true(mi[0].saved > 1600000000);
+	store_msginfo_free(&mi);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Drafts", &st), 0);
+	assert_int_equal(st.unseen, 0);
+	a.flags = 0x80;
+	assert_int_equal(store_append(f->s, U1, "Drafts", dek1, &a, &uv, &uid),
+	    ERR_INVAL);
+	a.flags = 0;
+	kw[0] = "bad(atom";
+	assert_int_equal(store_append(f->s, U1, "Drafts", dek1, &a, &uv, &uid),
+	    ERR_INVAL);
+	assert_int_equal(blob_count(f), 1);
+}
+
+/* ------------------------------------------------------------ expunge */
+
+static void
+test_mailsrv_store__expunge_vanished(void **state)
+{
+	struct fx		*f = *state;
+	struct store_flagres	 fr;
+	struct store_status	 st;
+	struct store_changes	 ch;
+	uint32_t		 del[] = { 2, 3, 5 }, sub[] = { 3, 4, 5 };
+	uint32_t		*ex = NULL, *van = NULL;
+	size_t			 nex, nvan, i;
+	uint64_t		 m0, m1;
+
+	for (i = 0; i < 6; i++)
+		deliver(f, U1, NULL, dek1, "expunge me", NULL);
+	assert_int_equal(blob_count(f), 6);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	m0 = st.highestmodseq;
+	set_flags(f, del, 3, STORE_FLAGS_ADD, STORE_F_DELETED, NULL, 0, &fr);
+	store_flagres_free(&fr);
+
+	/* UID EXPUNGE 3:5 removes only the \Deleted among them */
+	assert_int_equal(store_expunge(f->s, U1, NULL, sub, 3, &ex, &nex), 0);
+	assert_int_equal(nex, 2);
+	assert_int_equal(ex[0], 3);
+	assert_int_equal(ex[1], 5);
+	free(ex);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	m1 = st.highestmodseq;
+	assert_int_equal(st.messages, 4);
+	assert_int_equal(st.deleted, 1);
+	assert_int_equal(blob_count(f), 4);
+	/* EXPUNGE takes the rest */
+	assert_int_equal(store_expunge(f->s, U1, NULL, NULL, 0, &ex, &nex), 0);
+	assert_int_equal(nex, 1);
+	assert_int_equal(ex[0], 2);
+	free(ex);
+	assert_int_equal(store_expunge(f->s, U1, NULL, NULL, 0, &ex, &nex), 0);
+	assert_int_equal(nex, 0);
+	free(ex);
+
+	assert_int_equal(store_vanished(f->s, U1, NULL, m0, &van, &nvan), 0);
+	assert_int_equal(nvan, 3);
+	assert_int_equal(van[0], 2);
+	assert_int_equal(van[1], 3);
+	assert_int_equal(van[2], 5);
+	free(van);
+	assert_int_equal(store_vanished(f->s, U1, NULL, m1, &van, &nvan), 0);
+	assert_int_equal(nvan, 1);
+	assert_int_equal(van[0], 2);
+	free(van);
+
+	/* the poll: nothing changed since the current HIGHESTMODSEQ */
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(store_changes(f->s, U1, NULL, st.highestmodseq, &ch),
+	    0);
+	assert_int_equal(ch.nchanged, 0);
+	assert_int_equal(ch.nvanished, 0);
+	assert_int_equal(ch.status.messages, 3);
+	store_changes_free(&ch);
+	deliver(f, U1, NULL, dek1, "new one", NULL);
+	assert_int_equal(store_changes(f->s, U1, NULL, m1, &ch), 0);
+	assert_int_equal(ch.nvanished, 1);
+	assert_int_equal(ch.nchanged, 1);
+	assert_int_equal(ch.changed[0].uid, 7);
+	assert_int_equal(ch.status.messages, 4);
+	assert_int_equal(ch.status.uidnext, 8);
+	store_changes_free(&ch);
+	assert_int_equal(store_expunge(f->s, U1, NULL, (uint32_t[]){ 0 }, 1,
+	    &ex, &nex), ERR_INVAL);
+	assert_int_equal(blob_count(f), 4);
+}
+
+/* ------------------------------------------------------------ copy, move */
+
+static void
+test_mailsrv_store__copy_move(void **state)
+{
+	struct fx		*f = *state;
+	struct store_copyuid	 cu;
+	struct store_flagres	 fr;
+	struct store_status	 st;
+	struct store_user	 u;
+	struct store_msginfo	*mi = NULL;
+	const char		*kw[] = { "$Label1" };
+	uint32_t		*ex = NULL, *van = NULL;
+	size_t			 nex, nvan, n;
+	uint64_t		 hms;
+
+	deliver(f, U1, NULL, dek1, "shared body one", NULL);
+	deliver(f, U1, NULL, dek1, "shared body two", NULL);
+	set_flags(f, (uint32_t[]){ 1 }, 1, STORE_FLAGS_ADD, STORE_F_FLAGGED,
+	    kw, 1, &fr);
+	store_flagres_free(&fr);
+
+	/* COPY 1,2,9 -> Archive: 9 does not exist */
+	assert_int_equal(store_copy(f->s, U1, NULL, "Archive",
+	    (uint32_t[]){ 1, 2, 9 }, 3, &cu), 0);
+	assert_int_equal(cu.n, 2);
+	assert_int_equal(cu.src[0], 1);
+	assert_int_equal(cu.src[1], 2);
+	assert_int_equal(cu.dst[0], 1);
+	assert_int_equal(cu.dst[1], 2);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Archive", &st), 0);
+	assert_int_equal(cu.uidvalidity, st.uidvalidity);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.size, 30);
+	store_copyuid_free(&cu);
+	assert_int_equal(blob_count(f), 2);	/* shared */
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 60);	/* counted per message */
+	store_user_clear(&u);
+	assert_int_equal(store_messages(f->s, U1, "Archive", 1, 1, 0, &mi,
+	    &n), 0);
+	assert_int_equal(mi[0].flags, STORE_F_FLAGGED);
+	assert_int_equal(mi[0].keywords, 1);
+	store_msginfo_free(&mi);
+
+	/* expunge the originals: the copies still read */
+	set_flags(f, (uint32_t[]){ 1, 2 }, 2, STORE_FLAGS_ADD,
+	    STORE_F_DELETED, NULL, 0, &fr);
+	store_flagres_free(&fr);
+	assert_int_equal(store_expunge(f->s, U1, NULL, NULL, 0, &ex, &nex), 0);
+	free(ex);
+	assert_int_equal(blob_count(f), 2);
+	read_eq(f, U1, "Archive", 1, "shared body one", 15);
+
+	/* MOVE Archive 1 -> Trash: COPYUID, VANISHED in the source */
+	assert_int_equal(store_mailbox_status(f->s, U1, "Archive", &st), 0);
+	hms = st.highestmodseq;
+	assert_int_equal(store_move(f->s, U1, "Archive", "Trash",
+	    (uint32_t[]){ 1 }, 1, &cu), 0);
+	assert_int_equal(cu.n, 1);
+	assert_int_equal(cu.dst[0], 1);
+	store_copyuid_free(&cu);
+	assert_int_equal(store_vanished(f->s, U1, "Archive", hms, &van, &nvan),
+	    0);
+	assert_int_equal(nvan, 1);
+	assert_int_equal(van[0], 1);
+	free(van);
+	assert_int_equal(blob_count(f), 2);
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 30);
+	store_user_clear(&u);
+	read_eq(f, U1, "Trash", 1, "shared body one", 15);
+
+	/* MOVE within a mailbox gives new UIDs */
+	assert_int_equal(store_move(f->s, U1, "Trash", "trash",
+	    (uint32_t[]){ 1 }, 1, &cu), ERR_NOTFOUND);
+	assert_int_equal(store_move(f->s, U1, "Trash", "Trash",
+	    (uint32_t[]){ 1 }, 1, &cu), 0);
+	assert_int_equal(cu.dst[0], 2);
+	store_copyuid_free(&cu);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Trash", &st), 0);
+	assert_int_equal(st.messages, 1);
+
+	/* the last references go: the files go */
+	assert_int_equal(store_mailbox_delete(f->s, U1, "Trash"), 0);
+	assert_int_equal(blob_count(f), 1);
+	assert_int_equal(store_mailbox_delete(f->s, U1, "Archive"), 0);
+	assert_int_equal(blob_count(f), 0);
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 0);
+	store_user_clear(&u);
+	assert_int_equal(store_copy(f->s, U1, NULL, "Nope",
+	    (uint32_t[]){ 1 }, 1, &cu), ERR_NOTFOUND);
+}
+
+/* ------------------------------------------------------------ quota */
+
+static void
+test_mailsrv_store__quota(void **state)
+{
+	struct fx		*f = *state;
+	struct store_copyuid	 cu;
+	struct store_flagres	 fr;
+	struct store_user	 u;
+	char			 msg[101];
+	uint32_t		 uv, uid, *ex = NULL;
+	size_t			 nex;
+	int			 i;
+
+	memset(msg, 'q', 100);
+	msg[100] = '\0';
+	assert_int_equal(store_user_set_quota(f->s, U1, 350), 0);
+	for (i = 0; i < 3; i++)
+		deliver(f, U1, NULL, dek1, msg, NULL);
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, msg, 100, 0, 0,
+	    &uv, &uid), ERR_TOOBIG);
+	assert_int_equal(blob_count(f), 3);	/* nothing left behind */
+	/* exactly up to the limit is fine */
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, msg, 50, 0, 0,
+	    &uv, &uid), 0);
+	assert_int_equal(store_copy(f->s, U1, NULL, "Archive",
+	    (uint32_t[]){ 1 }, 1, &cu), ERR_TOOBIG);
+	/* MOVE does not change usage */
+	assert_int_equal(store_move(f->s, U1, NULL, "Archive",
+	    (uint32_t[]){ 1 }, 1, &cu), 0);
+	store_copyuid_free(&cu);
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 350);
+	assert_int_equal(u.quota_limit, 350);
+	store_user_clear(&u);
+	set_flags(f, (uint32_t[]){ 2 }, 1, STORE_FLAGS_ADD, STORE_F_DELETED,
+	    NULL, 0, &fr);
+	store_flagres_free(&fr);
+	assert_int_equal(store_expunge(f->s, U1, NULL, NULL, 0, &ex, &nex), 0);
+	free(ex);
+	deliver(f, U1, NULL, dek1, msg, NULL);
+	/* the store-wide default applies when the user has none */
+	assert_int_equal(store_user_set_quota(f->s, U1, 0), 0);
+	reopen(f, &(struct store_opts){ .quota = 100, .zlevel = -1 });
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, "x", 1, 0, 0,
+	    &uv, &uid), ERR_TOOBIG);
+	reopen(f, NULL);
+	deliver(f, U1, NULL, dek1, "x", NULL);
+}
+
+/* ------------------------------------------------------------ limits */
+
+static void
+test_mailsrv_store__msg_limits(void **state)
+{
+	struct fx	*f = *state;
+	unsigned char	*big, *got = NULL;
+	size_t		 len = 0;
+	uint32_t	 uv, uid;
+
+	big = xmalloc(STORE_MSG_MAX + 1);
+	memset(big, 'M', STORE_MSG_MAX + 1);
+	big[0] = '\0';
+	big[STORE_MSG_MAX - 1] = 0xff;
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, big,
+	    STORE_MSG_MAX + 1, 0, 0, &uv, &uid), ERR_TOOBIG);
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, big,
+	    STORE_MSG_MAX, 0, 0, &uv, &uid), 0);
+	assert_int_equal(store_read(f->s, U1, NULL, uid, dek1, &got, &len), 0);
+	assert_int_equal(len, STORE_MSG_MAX);
+	assert_memory_equal(got, big, STORE_MSG_MAX);
+	free(got);
+	/* a lower per-store limit, exactly and one over */
+	reopen(f, &(struct store_opts){ .msg_max = 1000, .zlevel = 1 });
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, big, 1001, 0, 0,
+	    &uv, &uid), ERR_TOOBIG);
+	assert_int_equal(store_deliver(f->s, U1, NULL, dek1, big, 1000, 0, 0,
+	    &uv, &uid), 0);
+	/* messages stored under a higher limit stay readable */
+	assert_int_equal(store_read(f->s, U1, NULL, 1, dek1, &got, &len), 0);
+	assert_int_equal(len, STORE_MSG_MAX);
+	free(got);
+	free(big);
+	assert_int_equal(blob_count(f), 2);
+}
+
+/* ------------------------------------------------------------ corrupt index */
+
+struct poke {
+	MDB_dbi		 dbi;
+	int		 mode;	/* 0: truncate every record, 1: bad version */
+};
+
+static int
+poke_fn(MDB_txn *txn, void *arg)
+{
+	struct poke	*p = arg;
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	unsigned char	 keys[64][600], vals[64][8192];
+	size_t		 klen[64], vlen[64], n = 0, i;
+	int		 rc;
+
+	/* copy first: k and v point into pages that a put may move */
+	assert_int_equal(mdb_cursor_open(txn, p->dbi, &cur), 0);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		assert_true(n < 64 && k.mv_size <= sizeof(keys[0]) &&
+		    v.mv_size <= sizeof(vals[0]) && v.mv_size > 1);
+		memcpy(keys[n], k.mv_data, k.mv_size);
+		memcpy(vals[n], v.mv_data, v.mv_size);
+		klen[n] = k.mv_size;
+		vlen[n] = v.mv_size;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	for (i = 0; i < n; i++) {
+		k.mv_data = keys[i];
+		k.mv_size = klen[i];
+		v.mv_data = vals[i];
+		v.mv_size = p->mode == 0 ? vlen[i] - 1 : vlen[i];
+		if (p->mode == 1)
+			vals[i][0] = 9;
+		assert_int_equal(mdb_put(txn, p->dbi, &k, &v, 0), 0);
+	}
+	return 0;
+}
+
+static void
+poke_db(struct fx *f, const char *name, int mode)
+{
+	struct db_env	*env = NULL;
+	struct poke	 p;
+	char		*idx = path_join(f->dir, "index");
+
+	store_close(&f->s);
+	assert_int_equal(db_open(&env, idx, 1 << 20, 1 << 30, 16), 0);
+	assert_int_equal(db_dbi(env, name, 0, &p.dbi), 0);
+	p.mode = mode;
+	assert_int_equal(db_write(env, poke_fn, &p), 0);
+	db_close(&env);
+	free(idx);
+	assert_int_equal(store_open(&f->s, f->dir, NULL), 0);
+}
+
+static void
+test_mailsrv_store__corrupt_index(void **state)
+{
+	struct fx		*f = *state;
+	struct store_msginfo	*mi = NULL;
+	struct store_status	 st;
+	struct store_user	 u;
+	unsigned char		*got = NULL;
+	size_t			 n, len;
+
+	deliver(f, U1, NULL, dek1, "index me", NULL);
+	poke_db(f, "msgs", 0);
+	assert_int_equal(store_messages(f->s, U1, NULL, 1, UINT32_MAX, 0, &mi,
+	    &n), ERR_IO);
+	assert_null(mi);
+	assert_int_equal(store_read(f->s, U1, NULL, 1, dek1, &got, &len),
+	    ERR_IO);
+	poke_db(f, "mboxes", 1);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), ERR_IO);
+	poke_db(f, "mboxes", 0);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), ERR_IO);
+	poke_db(f, "users", 0);
+	assert_int_equal(store_user_get(f->s, U1, &u), ERR_IO);
+	assert_null(u.wrapped_dek);
+}
+
+/*
+ * A map that starts tiny: db_write() grows it and reruns transactions,
+ * which must then give the same results (callbacks are idempotent).
+ */
+static void
+test_mailsrv_store__map_growth(void **state)
+{
+	struct fx		*f = *state;
+	struct store_opts	 o = { 16 * 1024, 256 * 1024 * 1024, -1, 0, 0 };
+	struct store		*s = NULL;
+	struct store_status	 st;
+	struct store_user	 u;
+	struct store_copyuid	 cu;
+	struct stat		 sb;
+	uint32_t		 uids[300], uv, *ex = NULL;
+	char			*dir, *data, name[32];
+	size_t			 i, nex;
+
+	xasprintf(&dir, "%s/small", f->dir);
+	assert_int_equal(store_open(&s, dir, &o), 0);
+	assert_int_equal(store_user_create(s, U1, "wrapped"), 0);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "Folder/%03zu", i);
+		assert_int_equal(store_mailbox_create(s, U1, name, 0), 0);
+	}
+	for (i = 0; i < nitems(uids); i++)
+		assert_int_equal(store_deliver(s, U1, NULL, dek1, "grow", 4,
+		    STORE_F_DELETED, 0, &uv, &uids[i]), 0);
+	assert_int_equal(store_copy(s, U1, NULL, "Folder/007", uids,
+	    nitems(uids), &cu), 0);
+	assert_int_equal(cu.n, nitems(uids));
+	store_copyuid_free(&cu);
+	assert_int_equal(store_expunge(s, U1, NULL, NULL, 0, &ex, &nex), 0);
+	assert_int_equal(nex, nitems(uids));
+	free(ex);
+	assert_int_equal(store_mailbox_status(s, U1, "Folder/007", &st), 0);
+	assert_int_equal(st.messages, nitems(uids));
+	assert_int_equal(st.deleted, nitems(uids));
+	assert_int_equal(st.size, 4 * nitems(uids));
+	assert_int_equal(store_user_get(s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 4 * nitems(uids));
+	assert_int_equal(u.mailboxes, 6 + 1 + 100);
+	store_user_clear(&u);
+	store_close(&s);
+	xasprintf(&data, "%s/index/data.mdb", dir);
+	assert_int_equal(stat(data, &sb), 0);
+	assert_true(sb.st_size > 16 * 1024);
+	free(data);
+	free(dir);
+}
+
+/* ------------------------------------------------------------ threads */
+
+#define NTHREADS	4
+#define PER_THREAD	250
+
+struct worker {
+	struct store	*s;
+	int		 id;
+	int		 fails;
+	uint32_t	 uids[PER_THREAD];
+};
+
+static void *
+deliver_thread(void *arg)
+{
+	struct worker	*w = arg;
+	char		 msg[128];
+	uint32_t	 uv;
+	int		 i, n;
+
+	for (i = 0; i < PER_THREAD; i++) {
+		n = snprintf(msg, sizeof(msg), "From: t%d\r\n\r\nmsg %d\r\n",
+		    w->id, i);
+		if (store_deliver(w->s, U1, NULL, dek1, msg, (size_t)n, 0, 0,
+		    &uv, &w->uids[i]) != 0)
+			w->fails++;
+	}
+	return NULL;
+}
+
+static void *
+poll_thread(void *arg)
+{
+	struct worker		*w = arg;
+	struct store_changes	 ch;
+	uint64_t		 since = 0;
+	int			 i;
+
+	for (i = 0; i < 200; i++) {
+		if (store_changes(w->s, U1, NULL, since, &ch) != 0) {
+			w->fails++;
+			break;
+		}
+		since = ch.status.highestmodseq;
+		store_changes_free(&ch);
+	}
+	return NULL;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t	x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+test_mailsrv_store__concurrent_deliver(void **state)
+{
+	struct fx		*f = *state;
+	struct worker		 w[NTHREADS + 1];
+	pthread_t		 th[NTHREADS + 1];
+	uint32_t		 all[NTHREADS * PER_THREAD];
+	struct store_status	 st;
+	struct store_user	 u;
+	struct store_msginfo	*mi = NULL;
+	uint64_t		 size = 0;
+	size_t			 i, n;
+	int			 t;
+
+	memset(w, 0, sizeof(w));
+	for (t = 0; t <= NTHREADS; t++) {
+		w[t].s = f->s;
+		w[t].id = t;
+		assert_int_equal(pthread_create(&th[t], NULL, t < NTHREADS ?
+		    deliver_thread : poll_thread, &w[t]), 0);
+	}
+	for (t = 0; t <= NTHREADS; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_int_equal(w[t].fails, 0);
+	}
+	for (t = 0; t < NTHREADS; t++)
+		memcpy(all + t * PER_THREAD, w[t].uids, sizeof(w[t].uids));
+	qsort(all, nitems(all), sizeof(all[0]), cmp_u32);
+	for (i = 0; i < nitems(all); i++)
+		assert_int_equal(all[i], i + 1);
+	assert_int_equal(store_mailbox_status(f->s, U1, NULL, &st), 0);
+	assert_int_equal(st.messages, NTHREADS * PER_THREAD);
+	assert_int_equal(st.unseen, NTHREADS * PER_THREAD);
+	assert_int_equal(st.uidnext, NTHREADS * PER_THREAD + 1);
+	assert_int_equal(store_messages(f->s, U1, NULL, 1, UINT32_MAX, 0, &mi,
+	    &n), 0);
+	assert_int_equal(n, NTHREADS * PER_THREAD);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(mi[i].uid, i + 1);
+		size += mi[i].size;
+	}
+	store_msginfo_free(&mi);
+	assert_int_equal(st.size, size);
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, size);
+	store_user_clear(&u);
+	assert_int_equal(blob_count(f), NTHREADS * PER_THREAD);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+		T(test_mailsrv_store__users),
+		T(test_mailsrv_store__roundtrip),
+		T(test_mailsrv_store__no_plaintext),
+		T(test_mailsrv_store__wrong_dek),
+		T(test_mailsrv_store__moved_file),
+		T(test_mailsrv_store__tamper),
+		cmocka_unit_test(test_mailsrv_store__msgfile_bounds),
+		T(test_mailsrv_store__reopen),
+		T(test_mailsrv_store__uid_rules),
+		T(test_mailsrv_store__flags_keywords),
+		T(test_mailsrv_store__condstore),
+		T(test_mailsrv_store__keyword_limits),
+		T(test_mailsrv_store__append),
+		T(test_mailsrv_store__expunge_vanished),
+		T(test_mailsrv_store__copy_move),
+		T(test_mailsrv_store__quota),
+		T(test_mailsrv_store__msg_limits),
+		T(test_mailsrv_store__corrupt_index),
+		T(test_mailsrv_store__map_growth),
+		T(test_mailsrv_store__concurrent_deliver),
+#undef T
+	};
+	int	rc;
+
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	fflush(stdout);
+	fflush(stderr);
+	return rc;
+}
