@@ -26,7 +26,8 @@
  * on each SSL, whatever the context says) and matched against the
  * configured host (IP SAN or DNS name, with SNI for names).  Request
  * texts (passwords for auth) are handed to the output buffer by
- * reference and wiped when written; received bytes are wiped in the
+ * reference and wiped once written (the call's own copy, kept for a
+ * retry, when the call is freed); received bytes are wiped in the
  * input buffer once parsed, and the parser wipes its body buffer (key
  * material from unwrap and datakey).  Copies that jansson's parser makes
  * internally are not wiped (a jansson limitation).
@@ -37,7 +38,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -76,6 +76,7 @@ struct kc_call {
 	struct event		*timer;
 	char			*req;
 	size_t			 reqlen;
+	unsigned		 timeout_ms;
 	int			 flags;
 	int			 retried;
 	int			 status;
@@ -446,7 +447,7 @@ kc_response(struct kc_conn *conn, int more)
 	status = httpc_status(p);
 	body = httpc_body(p, &len);
 	if (len > 0)
-		json = json_loadb(body, len, 0, &jerr);
+		json = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	status = kc_result(status, json, len);
 	if (status < 0)
 		log_info("keyclient response not JSON host=%s status=%d",
@@ -539,8 +540,8 @@ kc_call_timeout(evutil_socket_t fd, short what, void *arg)
 	struct keyclient	*kc = call->kc;
 	struct kc_conn		*conn = call->conn;
 
-	log_info("keyclient call timed out host=%s after_ms=%u",
-	    kc->hosthdr, kc->timeout_ms);
+	log_info("keyclient call timed out host=%s after_ms=%u queued=%d",
+	    kc->hosthdr, call->timeout_ms, conn == NULL);
 	if (conn != NULL) {
 		(void)kc_conn_take(conn);
 		kc_conn_drop(conn, "timeout", 0);
@@ -766,8 +767,9 @@ kc_submit(struct keyclient *kc, const char *method, const char *path,
 	if ((call->timer = evtimer_new(kc->base, kc_call_timeout,
 	    call)) == NULL)
 		fatalx("keyclient: evtimer_new failed");
-	tv.tv_sec = kc->timeout_ms / 1000;
-	tv.tv_usec = (kc->timeout_ms % 1000) * 1000;
+	call->timeout_ms = kc->timeout_ms;
+	tv.tv_sec = call->timeout_ms / 1000;
+	tv.tv_usec = (call->timeout_ms % 1000) * 1000;
 	evtimer_add(call->timer, &tv);
 	TAILQ_INSERT_TAIL(&kc->queue, call, entry);
 	kc->nqueued++;

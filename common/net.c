@@ -30,6 +30,9 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -293,9 +296,12 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
 	SSL			*ssl = NULL;
+	int			 one = 1;
 
 	while (srv->nlive >= srv->lim.max_conns && srv->nlive > 0)
 		server_evict_one(srv);
+	/* replies are whole; don't let them wait for a delayed ACK */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;

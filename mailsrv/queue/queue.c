@@ -115,6 +115,7 @@ struct queue {
 	pthread_rwlock_t	 dblock;
 	struct worker_pool	*pool;
 	struct event		*kick;
+	struct queue_writer	*writers;	/* open, loop thread only */
 
 	/* loop thread only */
 	struct queue_ent	*pend_head;
@@ -477,8 +478,8 @@ queue_writer_new(struct queue *q, struct queue_writer **out)
 			rc = ERR_EXISTS;
 			continue;
 		}
-		rc = queue__writer_open(out, q, q->tmpfd, id, q->key,
-		    q->msg_max);
+		rc = queue__writer_open(out, &q->writers, q, q->tmpfd, id,
+		    q->key, q->msg_max);
 	}
 	return rc;
 }
@@ -499,8 +500,7 @@ queue_commit(struct queue_writer **wp, const struct queue_env *env,
 		rc = ERR_INVAL;
 		goto fail;
 	}
-	q = queue__writer_queue(w);
-	if (q->closing) {
+	if ((q = queue__writer_queue(w)) == NULL || q->closing) {
 		err_set(ERR_GENERIC, "queue is closing");
 		rc = ERR_GENERIC;
 		goto fail;
@@ -1030,6 +1030,7 @@ queue_close(struct queue **qp)
 	if (qp == NULL || (q = *qp) == NULL)
 		return;
 	q->closing = 1;
+	queue__writers_detach(&q->writers);
 	/* the batch in progress finishes and its callbacks run */
 	worker_pool_free(&q->pool);
 	/* then what waited for it, here (commits are refused by now) */

@@ -111,8 +111,8 @@ int	queue_open(struct queue **, struct event_base *, const char *,
 /*
  * Finishes the batch in progress and every commit still waiting
  * (callbacks run, here), then frees; NULL-safe, sets *q = NULL.  Not
- * from inside a commit callback.  Writers still open must be aborted
- * before.
+ * from inside a commit callback.  Writers still open lose their file:
+ * their writes and commit fail, queue_writer_abort() still frees them.
  */
 void	queue_close(struct queue **);
 /* 1 if id is QUEUE_ID_LEN lowercase hex digits, else 0. */
@@ -200,8 +200,10 @@ void	queue_set_msg_max(struct queue *, uint64_t);
  * for other modules.
  */
 struct db_env;
-int	queue__writer_open(struct queue_writer **, struct queue *, int,
-	    const char *, const unsigned char *, uint64_t);
+int	queue__writer_open(struct queue_writer **, struct queue_writer **,
+	    struct queue *, int, const char *, const unsigned char *,
+	    uint64_t);
+void	queue__writers_detach(struct queue_writer **);
 struct queue	*queue__writer_queue(const struct queue_writer *);
 const char	*queue__writer_id(const struct queue_writer *);
 int	queue__writer_finish(struct queue_writer **, int *);

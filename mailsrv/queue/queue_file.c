@@ -3,7 +3,9 @@
  * encrypted, read back checked.
  *
  * Purpose: queue_writer_* (deflate, then AES-256-GCM, buffered writes
- * into tmp/<id>) and queue__file_read (decrypt, inflate, verify).
+ * into tmp/<id>) and queue__file_read (decrypt, inflate, verify).  The
+ * queue lists its open writers, so that queue_close() can remove their
+ * files and leave them inert.
  * Runs in: mailsrv; writers on the event loop thread; reads on any
  * thread (nothing shared but the key, read-only).
  * Failure policy: negative enum err with err_set(); a writer error is
@@ -85,6 +87,9 @@ struct queue_writer {
 	EVP_CIPHER_CTX	*ctx;
 	unsigned char	*buf;		/* deflate output, encrypted in place */
 	size_t		 used;
+	/* the queue's list of open writers (loop thread only) */
+	struct queue_writer	 *next;
+	struct queue_writer	**prevp;
 };
 
 static void
@@ -232,9 +237,34 @@ qf_deflate(struct queue_writer *w, int flush)
 	}
 }
 
+static void
+qf_link(struct queue_writer *w, struct queue_writer **list)
+{
+	if ((w->next = *list) != NULL)
+		w->next->prevp = &w->next;
+	*list = w;
+	w->prevp = list;
+}
+
+static void
+qf_unlink(struct queue_writer *w)
+{
+	if (w->prevp == NULL)
+		return;
+	if ((*w->prevp = w->next) != NULL)
+		w->next->prevp = w->prevp;
+	w->next = NULL;
+	w->prevp = NULL;
+}
+
+/*
+ * Create tmp/<id> in dirfd and start its stream; the writer joins
+ * *list until it is finished or aborted.  ERR_EXISTS if the id is taken.
+ */
 int
-queue__writer_open(struct queue_writer **out, struct queue *q, int dirfd,
-    const char *id, const unsigned char *key, uint64_t max)
+queue__writer_open(struct queue_writer **out, struct queue_writer **list,
+    struct queue *q, int dirfd, const char *id, const unsigned char *key,
+    uint64_t max)
 {
 	struct queue_writer	*w;
 	unsigned char		 hdr[QF_HDR_LEN];
@@ -275,6 +305,7 @@ queue__writer_open(struct queue_writer **out, struct queue *q, int dirfd,
 	w->buf = xmalloc(QF_BUF);
 	if ((rc = qf_write_full(w->fd, hdr, sizeof(hdr))) < 0)
 		goto fail;
+	qf_link(w, list);
 	*out = w;
 	return 0;
 fail:
@@ -289,8 +320,11 @@ queue_writer_write(struct queue_writer *w, const void *data, size_t len)
 	size_t			 n;
 	int			 rc;
 
-	if (w->failed)
+	if (w->failed) {
+		if (w->q == NULL)
+			err_set(ERR_GENERIC, "queue closed");
 		return w->failed;
+	}
 	if (len == 0)
 		return 0;
 	if (w->plen > w->max || len > w->max - w->plen) {
@@ -333,6 +367,7 @@ queue__writer_id(const struct queue_writer *w)
 static void
 qf_writer_free(struct queue_writer *w)
 {
+	qf_unlink(w);
 	if (w->zinit)
 		deflateEnd(&w->zs);
 	EVP_CIPHER_CTX_free(w->ctx);
@@ -356,6 +391,30 @@ queue_writer_abort(struct queue_writer **wp)
 	}
 	qf_writer_free(w);
 	*wp = NULL;
+}
+
+/*
+ * The queue closes with writers still open: remove their files and
+ * leave them failed (writes fail, commit fails, abort only frees).
+ */
+void
+queue__writers_detach(struct queue_writer **list)
+{
+	struct queue_writer	*w;
+
+	while ((w = *list) != NULL) {
+		qf_unlink(w);
+		if (w->fd != -1) {
+			close(w->fd);
+			if (unlinkat(w->dirfd, w->id, 0) == -1 &&
+			    errno != ENOENT)
+				log_warn("queue unlink tmp/%s", w->id);
+		}
+		w->fd = -1;
+		w->dirfd = -1;
+		w->q = NULL;
+		w->failed = ERR_GENERIC;
+	}
 }
 
 /*

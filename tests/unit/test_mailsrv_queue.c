@@ -717,6 +717,31 @@ test_mailsrv_queue__close_runs_callbacks(void **state)
 }
 
 static void
+test_mailsrv_queue__close_with_writer(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env;
+	struct queue_rcpt	 r[2];
+	struct queue_writer	*w, *w2;
+	struct done		 d;
+
+	fx_open(fx);
+	env_init(&env, r);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(queue_writer_new(fx->q, &w), 0);
+	assert_int_equal(queue_writer_new(fx->q, &w2), 0);
+	assert_int_equal(queue_writer_write(w, "x", 1), 0);
+	assert_int_equal(fx_count_files(fx, "tmp"), 2);
+	queue_close(&fx->q);
+	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(queue_writer_write(w, "y", 1), ERR_GENERIC);
+	assert_int_equal(queue_commit(&w, &env, commit_cb, &d), ERR_GENERIC);
+	assert_null(w);
+	queue_writer_abort(&w2);
+	assert_int_equal(d.calls, 0);
+}
+
+static void
 test_mailsrv_queue__recovery(void **state)
 {
 	struct fx		*fx = *state;
@@ -1284,6 +1309,7 @@ main(void)
 		T(test_mailsrv_queue__group_commit_syncfs),
 		T(test_mailsrv_queue__commit_from_callback),
 		T(test_mailsrv_queue__close_runs_callbacks),
+		T(test_mailsrv_queue__close_with_writer),
 		T(test_mailsrv_queue__recovery),
 		T(test_mailsrv_queue__recovery_index),
 		T(test_mailsrv_queue__due_order),
