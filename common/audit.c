@@ -307,9 +307,11 @@ audit_commit(struct audit_log *log, struct audit_fifo *batch)
 		audit__wrlock(log);
 		rc = db_write(log->db, audit_commit_fn, &c);
 		audit__lock(log);
-		if (rc == 0)
+		if (rc == 0) {
 			log->fr = c.fr;
-		else if (rc != ERR_TOOBIG)
+			log->n_commits++;
+			log->n_appended += batch->n;
+		} else if (rc != ERR_TOOBIG)
 			log->broken = rc;
 		audit__unlock(log);
 		audit__unlock_map(log);
@@ -319,6 +321,11 @@ audit_commit(struct audit_log *log, struct audit_fifo *batch)
 	}
 	if (rc < 0 && rc != ERR_TOOBIG)
 		rc = ERR_IO;
+	if (rc < 0) {
+		audit__lock(log);
+		log->n_failed += batch->n;
+		audit__unlock(log);
+	}
 	for (p = batch->head; p != NULL; p = p->next) {
 		p->rc = rc;
 		if (rc < 0)
@@ -423,6 +430,7 @@ audit_drain(struct audit_log *log)
 	memset(&log->done, 0, sizeof(log->done));
 	log->wake_pending = 0;
 	audit__unlock(log);
+	log->draining = 1;
 	while ((p = audit_fifo_pop(&list)) != NULL) {
 		if (p->rc < 0)
 			err_set(p->rc, "%s", p->errmsg != NULL ? p->errmsg :
@@ -430,6 +438,7 @@ audit_drain(struct audit_log *log)
 		p->done(p->arg, p->rc, p->index);
 		audit_pend_free(p);
 	}
+	log->draining = 0;
 }
 
 static void
@@ -680,9 +689,9 @@ audit_load_fn(MDB_txn *txn, void *arg)
 		    (unsigned long long)first, (unsigned long long)last,
 		    (unsigned long long)nn,
 		    (unsigned long long)merkle_node_count(n));
+		/* for verification, go on: audit_verify_all() reports */
 		if (!(log->flags & AUDIT_OPEN_VERIFY))
 			return ERR_PROTO;
-		log->fr.size = n;	/* audit_verify_all() reports */
 	} else if ((rc = merkle_frontier_load(&log->fr, n, audit__node_get,
 	    &rt)) < 0 && !(log->flags & AUDIT_OPEN_VERIFY))
 		return rc;
@@ -840,6 +849,8 @@ audit_close(struct audit_log **pp)
 
 	if (pp == NULL || (log = *pp) == NULL)
 		return;
+	if (log->draining)
+		fatalx("audit_close called from an audit callback");
 	if (log->has_writer) {
 		audit__lock(log);
 		log->stopping = 1;

@@ -119,13 +119,13 @@ struct audit_entry {
 	const json_t		*details;
 };
 
-/* Query filter: NULL / -1 / 0 fields match anything. */
+/* Query filter: NULL and 0 fields match anything; all zero is "all". */
 struct audit_filter {
 	const char	*actor;		/* exact match */
 	const char	*dept;
 	const char	*object;
 	const char	*action;
-	int		 outcome;	/* enum audit_outcome or -1 */
+	const char	*outcome;	/* "ok", "denied", "error" */
 	int64_t		 since_ms;	/* time >= since_ms (0: none) */
 	int64_t		 until_ms;	/* time < until_ms (0: none) */
 	int		 backward;	/* scan from start towards 0 */
@@ -160,6 +160,16 @@ struct audit_verify {
 	uint64_t	bad_index;	/* first bad entry, or AUDIT_NO_MORE */
 };
 
+/* Counters since audit_open(), for status pages and benchmarks. */
+struct audit_stats {
+	uint64_t	size;		/* committed entries */
+	uint64_t	commits;	/* write transactions that committed */
+	uint64_t	appended;	/* entries they held */
+	uint64_t	failed;		/* entries whose commit failed */
+	uint64_t	queued;		/* waiting for the writer now */
+	int		broken;		/* the sticky failure, or 0 */
+};
+
 struct audit_log;
 
 /* Called on the loop thread: rc 0 and the entry's index, or an error. */
@@ -170,7 +180,9 @@ typedef void	(*audit_done_fn)(void *, int, uint64_t);
  * ERR_INVAL for bad options or a log of another origin, ERR_PROTO when
  * the stored log is inconsistent (entries and nodes disagree: run
  * audit_verify_all() with AUDIT_OPEN_VERIFY).  audit_close() commits
- * what is queued, runs the remaining callbacks and sets *p to NULL.
+ * what is queued, runs the remaining callbacks and sets *p to NULL; call
+ * it on the loop thread, outside any audit callback (fatalx), once no
+ * other thread uses the log.
  */
 int	audit_open(struct audit_log **, const struct audit_opts *);
 void	audit_close(struct audit_log **);
@@ -207,6 +219,7 @@ int	audit_append_sync(uint64_t *, struct audit_log *,
 /* ---- reads */
 /* Entries durably committed (what proofs and roots can cover). */
 uint64_t	audit_size(struct audit_log *);
+void	audit_stats(struct audit_stats *, struct audit_log *);
 /* MTH of the first size entries, size <= audit_size(). */
 int	audit_root(uint8_t *, struct audit_log *, uint64_t);
 /* The stored bytes of entry index (caller frees); ERR_NOTFOUND. */
@@ -234,7 +247,7 @@ int	audit_verify_consistency(uint64_t, uint64_t, const uint8_t *,
 int	audit_query(json_t **, uint64_t *, struct audit_log *,
 	    const struct audit_filter *, uint64_t, size_t);
 /*
- * Export bundles (audit_cp.c), verifiable offline:
+ * Export bundles (audit_read.c), verifiable offline:
  *   inclusion   {"index", "tree_size", "leaf_hash", "root", "proof": [hex],
  *                "entry": {...}}
  *   consistency {"size1", "size2", "root1", "root2", "proof": [hex]}

@@ -460,11 +460,8 @@ audit_filter_match(const struct audit_filter *f, const json_t *e)
 	if (!audit_str_is(e, "actor", f->actor) ||
 	    !audit_str_is(e, "dept", f->dept) ||
 	    !audit_str_is(e, "object", f->object) ||
-	    !audit_str_is(e, "action", f->action))
-		return 0;
-	if (f->outcome >= 0 && !audit_str_is(e, "outcome",
-	    audit_outcome_name(f->outcome) != NULL ?
-	    audit_outcome_name(f->outcome) : "?"))
+	    !audit_str_is(e, "action", f->action) ||
+	    !audit_str_is(e, "outcome", f->outcome))
 		return 0;
 	if (f->since_ms != 0 || f->until_ms != 0) {
 		if (!json_is_integer(t = json_object_get(e, "time")))

@@ -70,6 +70,9 @@ struct audit_log {
 	uint64_t		 cp_size;	/* newest checkpoint */
 	int64_t			 cp_time;
 	int			 broken;	/* sticky commit failure */
+	uint64_t		 n_commits;
+	uint64_t		 n_appended;
+	uint64_t		 n_failed;
 	int			 stopping;
 	int			 wake_pending;
 
@@ -78,6 +81,7 @@ struct audit_log {
 	struct event		*ev;
 	int			 efd;
 	int			 has_writer;
+	int			 draining;	/* running callbacks */
 	pthread_t		 writer;
 };
 

@@ -49,6 +49,19 @@ audit_size(struct audit_log *log)
 	return n;
 }
 
+void
+audit_stats(struct audit_stats *out, struct audit_log *log)
+{
+	audit__lock(log);
+	out->size = log->fr.size;
+	out->commits = log->n_commits;
+	out->appended = log->n_appended;
+	out->failed = log->n_failed;
+	out->queued = log->queue.n;
+	out->broken = log->broken;
+	audit__unlock(log);
+}
+
 static int
 audit_size_ok(struct audit_log *log, uint64_t size)
 {
@@ -97,7 +110,8 @@ audit_root(uint8_t *out, struct audit_log *log, uint64_t size)
 	struct audit_proof_arg	pa;
 
 	audit__frontier(log, &fr);
-	if (size == fr.size)
+	/* a log open for verification may be damaged: read the nodes */
+	if (size == fr.size && !(log->flags & AUDIT_OPEN_VERIFY))
 		return merkle_frontier_root(out, &fr);
 	if (!audit_size_ok(log, size))
 		return ERR_INVAL;
@@ -191,7 +205,7 @@ audit_get(char **out, size_t *len, struct audit_log *log, uint64_t index)
 
 /* ------------------------------------------------------------ queries */
 
-#define AUDIT_NEEDLES	4
+#define AUDIT_NEEDLES	5
 
 struct audit_q {
 	struct audit_log		*log;
@@ -299,7 +313,6 @@ audit_query(json_t **out, uint64_t *next_out, struct audit_log *log,
 	}
 	if (f == NULL) {
 		memset(&any, 0, sizeof(any));
-		any.outcome = -1;
 		f = &any;
 	}
 	memset(&q, 0, sizeof(q));
@@ -313,6 +326,7 @@ audit_query(json_t **out, uint64_t *next_out, struct audit_log *log,
 	q.needle[1] = audit_needle(f->dept, &q.nlen[1]);
 	q.needle[2] = audit_needle(f->object, &q.nlen[2]);
 	q.needle[3] = audit_needle(f->action, &q.nlen[3]);
+	q.needle[4] = audit_needle(f->outcome, &q.nlen[4]);
 	if (n > 0 && q.start < n)
 		rc = audit__read(log, audit_query_fn, &q);
 	for (i = 0; i < AUDIT_NEEDLES; i++)

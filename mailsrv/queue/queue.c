@@ -1,6 +1,8 @@
 /*
- * queue.c -- the durable mail queue: open and recovery, ids, group
- * commit, and the queue index (see queue.h for the contract).
+ * queue.c -- the durable mail queue: open and close, ids, group commit
+ * and the queue index (see queue.h for the contract; the file format is
+ * in queue_file.c, the envelope record in queue_env.c, the open-time
+ * recovery in queue_recover.c).
  *
  * Purpose: make messages durable with their envelopes before "250
  * queued", batching the syncs of every commit that arrives while a
@@ -31,7 +33,13 @@
  * rename tmp/<id> -> msg/<id> (RENAME_NOREPLACE), fsync(msg/) once.  FS
  * mode: rename all, then one syncfs().  Renaming before the data is
  * synced is safe because no envelope points at msg/<id> yet: after a
- * crash the file is an orphan that recovery removes.  Then one LMDB
+ * crash the file is an orphan that recovery removes.  AUTO (default)
+ * uses FILE for a batch of one and FS for more: measured on ext4, 20
+ * writers of 5 KiB, syncfs batches made 3.4-5.9k commits/s against
+ * 1.0-1.9k for per-file fdatasync; alone, both ran 650-1000/s, but
+ * under a concurrent buffered writer on the same filesystem a lone
+ * commit took twice as long with syncfs (it flushes others' dirty
+ * pages too), so one file keeps fdatasync.  Then one LMDB
  * write transaction stores every envelope in "env" (id -> record) and
  * its schedule key in "sched" (be64 next_try | id -> empty); LMDB syncs
  * it at commit.  Only then is the batch done and cb(0, id) called.
@@ -49,12 +57,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

@@ -7,9 +7,10 @@
  * durable together with its envelope and calls back on the event loop
  * only then, so "250 queued" means the message and envelope are on disk:
  * commits are batched (group commit): one worker thread takes every
- * commit that arrived since its last batch, syncs the message files
- * (syncfs for a batch, fdatasync for one), renames them into msg/, syncs
- * the directory once and writes every envelope in one LMDB transaction.
+ * commit that arrived since its last batch and makes the message files
+ * durable in msg/ (a batch of one: fdatasync, rename, fsync of msg/;
+ * more: rename them all, then one syncfs), then writes every envelope in
+ * one LMDB transaction.
  *
  * Layout under the directory given to queue_open():
  *	tmp/<id>	being received (removed at open: never acknowledged)
@@ -154,15 +155,17 @@ int	queue_read(struct queue *, const char *, unsigned char **, size_t *);
 int	queue_get(struct queue *, const char *, struct queue_env **);
 void	queue_env_free(struct queue_env **);
 /*
- * Ids due at or before now (oldest first), at most max; caller frees the
- * array and its strings.
+ * Ids due at or before now (oldest next_try first, then by id), at most
+ * max; caller frees the array and its strings (the array is NULL when
+ * none is due).
  */
 int	queue_due(struct queue *, int64_t, size_t, char ***, size_t *);
 /*
  * Record delivery results: env as read with queue_get and updated by
  * the caller (rcpt states, statuses, attempts, next_try).  If no
  * recipient is pending any more the message is removed (file and
- * envelope).  Durable when it returns 0.
+ * envelope).  Durable when it returns 0.  ERR_NOTFOUND if env->id is not
+ * in the queue; ERR_INVAL for an envelope queue_commit would refuse.
  */
 int	queue_update(struct queue *, const struct queue_env *);
 /* Remove a message whatever its state (admin delete); ERR_NOTFOUND. */

@@ -194,7 +194,8 @@ queue__env_encode(const struct queue_env *env, char **out, size_t *outlen)
 		fatalx("queue: json_dumps");
 	if (strlen(s) > QE_JSON_MAX) {
 		free(s);
-		err_set(ERR_TOOBIG, "queue envelope over %d bytes", QE_JSON_MAX);
+		err_set(ERR_TOOBIG, "queue envelope over %d bytes",
+		    QE_JSON_MAX);
 		return ERR_TOOBIG;
 	}
 	*outlen = strlen(s);
@@ -318,8 +319,8 @@ queue__env_decode(struct queue_env **out, const char *id, const void *data,
 	*out = NULL;
 	if (len > QE_JSON_MAX || !queue_id_ok(id))
 		goto done;
-	if ((o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
-	    !json_is_object(o))
+	o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (o == NULL || !json_is_object(o))
 		goto done;
 	v = json_object_get(o, "v");
 	if (!json_is_integer(v) || json_integer_value(v) != QE_VERSION)

@@ -124,7 +124,8 @@ qf_write_full(int fd, const void *data, size_t len)
 		if ((n = write(fd, p, len)) < 0) {
 			if (errno == EINTR)
 				continue;
-			err_set(ERR_IO, "queue file write: %s", strerror(errno));
+			err_set(ERR_IO, "queue file write: %s",
+			    strerror(errno));
 			return ERR_IO;
 		}
 		p += n;
@@ -556,8 +557,8 @@ qf_decrypt(struct qf_reader *r, uint64_t plen, uint64_t zlen)
 	}
 	if ((rc = qf_read_full(r->fd, tail, sizeof(tail))) < 0)
 		return rc;
-	if (EVP_DecryptUpdate(r->ctx, sizes, &outl, tail, QF_TRAILER_LEN) != 1 ||
-	    outl != QF_TRAILER_LEN ||
+	if (EVP_DecryptUpdate(r->ctx, sizes, &outl, tail,
+	    QF_TRAILER_LEN) != 1 || outl != QF_TRAILER_LEN ||
 	    EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_GCM_SET_TAG, QF_TAG_LEN,
 	    tail + QF_TRAILER_LEN) != 1) {
 		err_set(ERR_GENERIC, "queue file: decryption failed");

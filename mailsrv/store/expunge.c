@@ -43,11 +43,11 @@ st_mlist_add(struct st_mlist *l, uint32_t uid, const struct st_msg *m)
 
 /*
  * The messages of mb named by uids (missing ones skipped), or all of
- * them when uids is NULL, in UID order.
+ * them with all set, in UID order.
  */
 static int
 st_collect(MDB_txn *txn, struct st_ctx *c, const struct st_mbox *mb,
-    const uint32_t *uids, size_t n, struct st_mlist *out)
+    const uint32_t *uids, size_t n, int all, struct st_mlist *out)
 {
 	unsigned char	 key[ST_MSGKEY_LEN];
 	struct st_msg	 m;
@@ -57,7 +57,7 @@ st_collect(MDB_txn *txn, struct st_ctx *c, const struct st_mbox *mb,
 	int		 rc = 0, mrc;
 
 	out->n = 0;
-	for (i = 0; uids != NULL && i < n; i++) {
+	for (i = 0; !all && i < n; i++) {
 		rc = store__msg_get(txn, c->s, &c->u, mb->id, uids[i], &m);
 		if (rc == ERR_NOTFOUND)
 			continue;
@@ -65,7 +65,7 @@ st_collect(MDB_txn *txn, struct st_ctx *c, const struct st_mbox *mb,
 			return rc;
 		st_mlist_add(out, uids[i], &m);
 	}
-	if (uids != NULL)
+	if (!all)
 		return 0;
 	store__msgkey(key, c->u.id, mb->id, 1);
 	if ((mrc = mdb_cursor_open(txn, c->s->msgs, &cur)) != 0)
@@ -144,7 +144,7 @@ st_expunge_fn(MDB_txn *txn, void *arg)
 	op->out.n = 0;
 	if ((rc = store__ctx_load(txn, c, 2)) < 0 ||
 	    (rc = st_collect(txn, c, &c->mb, op->uids, op->nuids,
-	    &op->l)) < 0)
+	    op->uids == NULL, &op->l)) < 0)
 		return rc;
 	for (i = j = 0; i < op->l.n; i++)
 		if (op->l.v[i].m.flags & STORE_F_DELETED)
@@ -279,7 +279,7 @@ st_copy_fn(MDB_txn *txn, void *arg)
 		return ERR_PERM;
 	}
 	op->uidvalidity = dst->uidvalidity;
-	if ((rc = st_collect(txn, c, &c->mb, op->uids, op->nuids,
+	if ((rc = st_collect(txn, c, &c->mb, op->uids, op->nuids, 0,
 	    &op->l)) < 0 ||
 	    (rc = st_xfer(txn, c, &c->mb, dst, &op->l, op->move, &op->so,
 	    &op->dout)) < 0)
@@ -373,7 +373,7 @@ store__rename_inbox(MDB_txn *txn, struct st_ctx *c, const char *newname,
 	    (rc = store__mb_create(txn, c, newname, newlen, 0, 0)) < 0 ||
 	    (rc = store__mbox_get(txn, c->s, &c->u, newname, newlen,
 	    dst)) < 0 ||
-	    (rc = st_collect(txn, c, &c->mb, NULL, 0, &l)) < 0)
+	    (rc = st_collect(txn, c, &c->mb, NULL, 0, 1, &l)) < 0)
 		goto done;
 	rc = st_xfer(txn, c, &c->mb, dst, &l, 1, &so, &dout);
 done:

@@ -40,11 +40,17 @@ st_utf8(const unsigned char *p, size_t n, uint32_t *cp)
 		return 1;
 	}
 	if ((c & 0xe0) == 0xc0) {
-		len = 2, c &= 0x1f, min = 0x80;
+		len = 2;
+		c &= 0x1f;
+		min = 0x80;
 	} else if ((c & 0xf0) == 0xe0) {
-		len = 3, c &= 0x0f, min = 0x800;
+		len = 3;
+		c &= 0x0f;
+		min = 0x800;
 	} else if ((c & 0xf8) == 0xf0) {
-		len = 4, c &= 0x07, min = 0x10000;
+		len = 4;
+		c &= 0x07;
+		min = 0x10000;
 	} else
 		return 0;
 	if (len > n)
@@ -571,7 +577,7 @@ store_mailbox_list_free(struct store_mailbox **vp, size_t n)
 	FREE_AND_NULL(*vp);
 }
 
-/* ------------------------------------------------------------ create, delete */
+/* ------------------------------------------------ create, delete */
 
 struct st_mbop {
 	struct st_ctx	 c;
@@ -838,7 +844,7 @@ store_mailbox_rename(struct store *s, const char *addr, const char *from,
 	return st_mbop_run(s, addr, from, op, st_rename_fn, 1);
 }
 
-/* ------------------------------------------------------------ subscribe, status */
+/* ---------------------------------------------- subscribe, status */
 
 static int
 st_subscribe_fn(MDB_txn *txn, void *arg)

@@ -139,6 +139,10 @@ msgfile_seal(unsigned char **out, size_t *outlen, const char *user_id,
 
 	*out = NULL;
 	*outlen = 0;
+	if (len == 0) {
+		err_set(ERR_INVAL, "empty message");
+		return ERR_INVAL;
+	}
 	if (len > msg_max || len > STORE_MSG_MAX) {
 		err_set(ERR_TOOBIG, "message of %zu bytes (limit %zu)", len,
 		    msg_max);

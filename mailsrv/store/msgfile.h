@@ -27,7 +27,7 @@
 #define MSGFILE_HDR_LEN		36
 #define MSGFILE_NONCE_LEN	12
 #define MSGFILE_TAG_LEN		16
-#define MSGFILE_KEY_LEN		32
+#define MSGFILE_KEY_LEN		32	/* AES-256 */
 #define MSGFILE_AAD_LABEL	"amanat-msg-v1"
 
 /*

@@ -76,7 +76,7 @@ struct store_opts {
 	size_t		map_max;	/* growth cap; 0: 64 GiB */
 	int		zlevel;		/* deflate level 0..9; -1: 6 */
 	uint64_t	quota;		/* default per-user limit, 0: none */
-	size_t		msg_max;	/* 0 or > STORE_MSG_MAX: STORE_MSG_MAX */
+	size_t		msg_max;	/* 0: STORE_MSG_MAX (also the cap) */
 };
 
 /*
@@ -323,5 +323,13 @@ struct store_changes {
 int	store_changes(struct store *, const char *, const char *, uint64_t,
 	    struct store_changes *);
 void	store_changes_free(struct store_changes *);
+
+/*
+ * A counter that moves whenever any write to this store commits (in this
+ * process).  A session that saw the same value since its last poll has
+ * nothing to ask store_changes() for; a different value only means
+ * "something, somewhere, changed".
+ */
+uint64_t	store_generation(struct store *);
 
 #endif

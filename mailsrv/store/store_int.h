@@ -8,6 +8,7 @@
 #define MAILSRV_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,6 @@
 
 #define ST_ID_LEN		16	/* user-id, blob-id: raw bytes */
 #define ST_REC_VERSION		1
-#define ST_REC_MAX		8192	/* every record but the expunge log */
 #define ST_MB_NOSELECT		0x01	/* mailbox record flag */
 
 /* Key lengths. */
@@ -36,6 +36,7 @@ struct store {
 			 meta;
 	/* readers shared, writers exclusive: see "Locking" in store.c */
 	pthread_rwlock_t lock;
+	_Atomic uint64_t generation;	/* committed write transactions */
 	int		 zlevel;
 	uint64_t	 quota;
 	size_t		 msg_max;

@@ -1,17 +1,20 @@
 """
 SMTP (foundation subset) with smtplib, raw sockets and swaks: greeting,
-EHLO, STARTTLS, implicit TLS, 502 for mail commands, line limits, error
-limit, STARTTLS command injection.
+EHLO and its extensions, STARTTLS, implicit TLS, mail commands while
+keyservice is unreachable (4xx, never an acceptance), line limits, error
+limit, STARTTLS command injection.  Delivery, AUTH, limits and crash
+safety with keyservice: test_smtp_*.py.
 """
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
-from amanat_node import read_until_eof, recv_line
+from amanat_node import Node, read_until_eof, recv_line
 
 TIMEOUT = 15
 
@@ -50,18 +53,57 @@ class Raw:
         self.sock.close()
 
 
+EXTENSIONS = ("pipelining", "size", "8bitmime", "smtputf8", "dsn",
+              "chunking", "enhancedstatuscodes")
+
+
 @pytest.mark.parametrize("pname", ["smtp", "submission"])
 def test_greeting_and_ehlo_offer_starttls(node, pname):
+    """Plain EHLO: STARTTLS and the ESMTP extensions; no AUTH before TLS
+    (and never on MX)."""
     s = smtp(node, pname)
     try:
         code, msg = s.ehlo("client.example.org")
         assert code == 250, msg
         assert s.has_extn("starttls"), msg
-        assert s.has_extn("enhancedstatuscodes"), msg
-        # nothing advertised that is not implemented yet
-        for ext in ("auth", "size", "pipelining", "8bitmime", "chunking"):
-            assert not s.has_extn(ext), msg
+        for ext in EXTENSIONS:
+            assert s.has_extn(ext), (ext, msg)
+        assert s.esmtp_features["size"].strip() == str(25 * 1024 * 1024), \
+            msg
+        assert not s.has_extn("auth"), msg
         assert s.noop()[0] == 250
+    finally:
+        s.quit()
+
+
+@pytest.mark.parametrize("pname", ["smtp", "submission"])
+def test_ehlo_after_starttls_auth_only_on_submission(node, pname):
+    s = smtp(node, pname)
+    try:
+        s.ehlo("client.example.org")
+        assert s.starttls(context=node.ssl_context())[0] == 220
+        code, msg = s.ehlo("client.example.org")
+        assert code == 250, msg
+        for ext in EXTENSIONS:
+            assert s.has_extn(ext), (ext, msg)
+        if pname == "smtp":
+            assert not s.has_extn("auth"), msg
+        else:
+            assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"], \
+                msg
+    finally:
+        s.quit()
+
+
+def test_smtps_ehlo_offers_auth(node):
+    s = smtplib.SMTP_SSL("127.0.0.1", node.port("smtps"), timeout=TIMEOUT,
+                         context=node.ssl_context())
+    try:
+        code, msg = s.ehlo("client.example.org")
+        assert code == 250, msg
+        assert s.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"], msg
+        for ext in EXTENSIONS:
+            assert s.has_extn(ext), (ext, msg)
     finally:
         s.quit()
 
@@ -110,26 +152,122 @@ def test_smtps_implicit_tls(node):
         assert code == 221, msg
 
 
-@pytest.mark.parametrize("cmd", ["MAIL FROM:<a@example.org>",
-                                 "RCPT TO:<b@example.org>", "DATA",
-                                 "BDAT 10 LAST", "AUTH PLAIN"])
-def test_mail_commands_not_implemented_502(node, cmd):
-    s = smtp(node)
+@pytest.fixture(scope="module")
+def lonely(tmp_path_factory):
+    """A node running only mailsrv: keyservice (the queue key, the
+    directory, passwords) is unreachable."""
+    n = Node(tmp_path_factory.mktemp("lonely"))
+    n.init()
+    try:
+        n.start(("mailsrv",))
+    except BaseException:
+        n.stop_all()
+        raise
+    yield n
+    problems = n.stop_all()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.mark.parametrize("pname", ["smtp", "submission"])
+def test_mail_without_keyservice_4xx(lonely, pname):
+    """MAIL gets 4xx "try again" (the queue key is unavailable), never an
+    acceptance; RCPT and DATA then have no transaction (503)."""
+    s = smtp(lonely, pname)
     try:
         s.ehlo("client.example.org")
-        code, msg = s.docmd(cmd)
-        assert code == 502, msg
+        if pname == "submission":
+            # MAIL needs AUTH on submission, before anything else
+            code, msg = s.docmd("MAIL FROM:<a@example.org>")
+            assert code == 530, msg
+            return
+        code, msg = s.docmd("MAIL FROM:<a@example.org>")
+        assert 400 <= code < 500, (code, msg)
+        assert msg.startswith(b"4."), msg
+        for cmd in ("RCPT TO:<b@example.org>", "DATA"):
+            code, msg = s.docmd(cmd)
+            assert code == 503, (cmd, code, msg)
         assert s.noop()[0] == 250
     finally:
         s.quit()
 
 
-def test_mail_via_smtplib_502(node):
+def test_mail_via_smtplib_without_keyservice_4xx(lonely):
+    s = smtp(lonely)
+    try:
+        s.ehlo("client.example.org")
+        with pytest.raises(smtplib.SMTPSenderRefused) as e:
+            s.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n"
+                       b"\r\nbody\r\n")
+        assert 400 <= e.value.smtp_code < 500, e.value
+        assert s.noop()[0] == 250
+    finally:
+        s.quit()
+
+
+def test_auth_without_keyservice_454(lonely):
+    """AUTH on submission after STARTTLS with keyservice unreachable is a
+    temporary failure (454), never a success."""
+    s = smtp(lonely, "submission")
+    try:
+        s.ehlo("client.example.org")
+        assert s.starttls(context=lonely.ssl_context())[0] == 220
+        s.ehlo("client.example.org")
+        code, msg = s.docmd("AUTH", "PLAIN AGFAZXhhbXBsZS5vcmcAcHc=")
+        assert code == 454, (code, msg)
+        assert msg.startswith(b"4.7.0"), msg
+        assert s.noop()[0] == 250
+    finally:
+        s.quit()
+
+
+@pytest.mark.parametrize("pname", ["smtp", "submission"])
+def test_bdat_without_transaction_503(lonely, pname):
+    """BDAT without a transaction: the chunk is read and discarded (the
+    session stays in sync), then 503."""
+    r = Raw(lonely, pname)
+    try:
+        assert r.line().startswith(b"220 ")
+        r.send(b"EHLO client.example.org\r\n")
+        assert r.reply()[-1].startswith(b"250 ")
+        r.send(b"BDAT 10 LAST\r\n0123456789")
+        reply = r.line()
+        assert reply.startswith(b"503 5.5.1 "), reply
+        r.send(b"NOOP\r\n")
+        assert r.line().startswith(b"250 ")
+    finally:
+        r.close()
+
+
+def test_auth_on_mx_503(node):
     s = smtp(node)
     try:
         s.ehlo("client.example.org")
-        code, msg = s.mail("a@example.org")
-        assert code == 502, msg
+        code, msg = s.docmd("AUTH", "PLAIN")
+        assert code == 503, msg
+        assert s.noop()[0] == 250
+    finally:
+        s.quit()
+
+
+def test_mx_relay_refused_without_auth(node):
+    """With keyservice up (no demo domains), MX takes MAIL but refuses a
+    recipient that is not local: it never relays."""
+    s = smtp(node)
+    try:
+        s.ehlo("client.example.org")
+        for _ in range(100):
+            code, msg = s.docmd("MAIL FROM:<a@example.org>")
+            if code != 451:
+                break
+            time.sleep(0.1)     # mailsrv still fetching its queue key
+        assert code == 250, msg
+        code, msg = s.docmd("RCPT TO:<b@example.org>")
+        assert code in (550, 554), msg
+        assert msg.startswith(b"5.7.1"), msg
+        code, msg = s.docmd("DATA")
+        assert code in (503, 554), msg
+        assert s.rset()[0] == 250
     finally:
         s.quit()
 
@@ -226,10 +364,31 @@ def test_ten_pipelined_errors_421_and_close(node):
     r = Raw(node, "smtp")
     try:
         assert r.line().startswith(b"220 ")
+        r.send(b"EHLO client.example.org\r\n")     # PIPELINING
+        assert r.reply()[-1].startswith(b"250 ")
         r.send(b"".join(b"BOGUS%d\r\n" % i for i in range(12)))
         data = r.rest()
         lines = data.split(b"\r\n")[:-1]
         assert [l[:4] for l in lines] == [b"500 "] * 10 + [b"421 "], data
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("greet", [b"", b"HELO client.example.org\r\n"])
+def test_pipelining_not_negotiated_554_and_close(node, greet):
+    """Without EHLO (no PIPELINING) a client that sends a command before
+    the previous reply is disconnected: 554 5.5.0 (RFC 2920)."""
+    r = Raw(node, "smtp")
+    try:
+        assert r.line().startswith(b"220 ")
+        if greet:
+            r.send(greet)
+            assert r.line().startswith(b"250 ")
+        r.send(b"NOOP\r\nNOOP\r\nNOOP\r\n")
+        data = r.rest()
+        lines = data.split(b"\r\n")[:-1]
+        assert lines[-1].startswith(b"554 5.5.0 "), data
+        assert len(lines) <= 2, data
     finally:
         r.close()
 

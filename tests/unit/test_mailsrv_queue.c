@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -1101,6 +1102,151 @@ test_mailsrv_queue__bad_envelope(void **state)
 	assert_int_equal(commit_msg(fx, "x", 1, &env, NULL), 0);
 }
 
+/* QUEUE_RCPTS_MAX long recipients: big records grow the index map. */
+static void
+test_mailsrv_queue__big_envelope(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env, *got;
+	struct queue_rcpt	*r;
+	struct done		 d;
+	char			*addrs, id[5][QUEUE_ID_LEN + 1];
+	size_t			 i, n = QUEUE_RCPTS_MAX;
+	int			 k;
+
+	fx_open(fx);
+	r = xcalloc(n + 1, sizeof(*r));
+	addrs = xcalloc(n + 1, 401);
+	for (i = 0; i <= n; i++) {
+		memset(addrs + i * 401, 'a' + i % 26, 380);
+		snprintf(addrs + i * 401 + 380, 21, "%zu@example.org", i);
+		r[i].addr = addrs + i * 401;
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = "alice@example.org";
+	env.rcpts = r;
+	env.nrcpts = n + 1;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(start_commit(fx, "x", 1, &env, &d), ERR_INVAL);
+	env.nrcpts = n;
+	for (k = 0; k < 5; k++)		/* ~4.5 MB each, the map is 16 MiB */
+		assert_int_equal(commit_msg(fx, "x", 1, &env, id[k]), 0);
+	assert_int_equal(queue_count(fx->q), 5);
+	assert_int_equal(queue_get(fx->q, id[4], &got), 0);
+	assert_int_equal(got->nrcpts, n);
+	assert_string_equal(got->rcpts[n - 1].addr, r[n - 1].addr);
+	got->rcpts[0].state = QUEUE_RCPT_DELIVERED;
+	assert_int_equal(queue_update(fx->q, got), 0);
+	queue_env_free(&got);
+	fx_reopen(fx);
+	assert_int_equal(queue_count(fx->q), 5);
+	assert_int_equal(queue_get(fx->q, id[4], &got), 0);
+	assert_int_equal(got->rcpts[0].state, QUEUE_RCPT_DELIVERED);
+	queue_env_free(&got);
+	free(addrs);
+	free(r);
+}
+
+/* Readers on other threads while the loop commits and the map grows. */
+#define READERS		4
+#define READ_IDS	20
+
+struct reader {
+	struct queue	*q;
+	char		(*ids)[QUEUE_ID_LEN + 1];
+	atomic_int	*stop;
+	int		 ops;
+	int		 bad;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader		*rd = arg;
+	struct queue_env	*env;
+	unsigned char		*out;
+	char			 body[32], **ids;
+	size_t			 outlen, n, i;
+	int			 k;
+
+	while (!atomic_load(rd->stop)) {
+		for (k = 0; k < READ_IDS; k++) {
+			snprintf(body, sizeof(body), "reader body %d", k);
+			if (queue_read(rd->q, rd->ids[k], &out, &outlen) < 0 ||
+			    outlen != strlen(body) ||
+			    memcmp(out, body, outlen) != 0)
+				rd->bad++;
+			free(out);
+			if (queue_get(rd->q, rd->ids[k], &env) < 0 ||
+			    strcmp(env->sender, "alice@example.org") != 0)
+				rd->bad++;
+			queue_env_free(&env);
+			rd->ops += 2;
+		}
+		if (queue_due(rd->q, INT64_MAX, 100, &ids, &n) < 0 ||
+		    n < READ_IDS)
+			rd->bad++;
+		for (i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		if (queue_count(rd->q) < READ_IDS)
+			rd->bad++;
+	}
+	return NULL;
+}
+
+static void
+test_mailsrv_queue__concurrent_readers(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env;
+	struct queue_rcpt	 r2[2], *r;
+	struct reader		 rd[READERS];
+	pthread_t		 th[READERS];
+	atomic_int		 stop = 0;
+	char			 ids[READ_IDS][QUEUE_ID_LEN + 1], body[32];
+	char			*addrs;
+	size_t			 i, n = QUEUE_RCPTS_MAX;
+	int			 k;
+
+	fx_open(fx);
+	env_init(&env, r2);
+	for (k = 0; k < READ_IDS; k++) {
+		snprintf(body, sizeof(body), "reader body %d", k);
+		assert_int_equal(commit_msg(fx, body, strlen(body), &env,
+		    ids[k]), 0);
+	}
+	for (k = 0; k < READERS; k++) {
+		memset(&rd[k], 0, sizeof(rd[k]));
+		rd[k].q = fx->q;
+		rd[k].ids = ids;
+		rd[k].stop = &stop;
+		assert_int_equal(pthread_create(&th[k], NULL, reader_main,
+		    &rd[k]), 0);
+	}
+	/* big envelopes: the index map grows under the readers */
+	r = xcalloc(n, sizeof(*r));
+	addrs = xcalloc(n, 401);
+	for (i = 0; i < n; i++) {
+		memset(addrs + i * 401, 'a' + i % 26, 380);
+		snprintf(addrs + i * 401 + 380, 21, "%zu@example.org", i);
+		r[i].addr = addrs + i * 401;
+	}
+	env.rcpts = r;
+	env.nrcpts = n;
+	for (k = 0; k < 8; k++)
+		assert_int_equal(commit_msg(fx, "big", 3, &env, NULL), 0);
+	atomic_store(&stop, 1);
+	for (k = 0; k < READERS; k++) {
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+		assert_int_equal(rd[k].bad, 0);
+		assert_true(rd[k].ops > 0);
+	}
+	assert_int_equal(queue_count(fx->q), READ_IDS + 8);
+	free(addrs);
+	free(r);
+}
+
 static void
 test_mailsrv_queue__lock(void **state)
 {
@@ -1317,6 +1463,8 @@ main(void)
 		T(test_mailsrv_queue__remove),
 		T(test_mailsrv_queue__toobig),
 		T(test_mailsrv_queue__bad_envelope),
+		T(test_mailsrv_queue__big_envelope),
+		T(test_mailsrv_queue__concurrent_readers),
 		T(test_mailsrv_queue__lock),
 		T(test_mailsrv_queue__kill_safety),
 #undef T

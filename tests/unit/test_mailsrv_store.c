@@ -873,7 +873,7 @@ test_mailsrv_store__expunge_vanished(void **state)
 	uint32_t		 del[] = { 2, 3, 5 }, sub[] = { 3, 4, 5 };
 	uint32_t		*ex = NULL, *van = NULL;
 	size_t			 nex, nvan, i;
-	uint64_t		 m0, m1;
+	uint64_t		 m0, m1, gen;
 
 	for (i = 0; i < 6; i++)
 		deliver(f, U1, NULL, dek1, "expunge me", NULL);
@@ -922,7 +922,12 @@ test_mailsrv_store__expunge_vanished(void **state)
 	assert_int_equal(ch.nvanished, 0);
 	assert_int_equal(ch.status.messages, 3);
 	store_changes_free(&ch);
+	gen = store_generation(f->s);
+	assert_int_equal(store_vanished(f->s, U1, NULL, 0, &van, &nvan), 0);
+	free(van);
+	assert_int_equal(store_generation(f->s), gen);
 	deliver(f, U1, NULL, dek1, "new one", NULL);
+	assert_true(store_generation(f->s) > gen);
 	assert_int_equal(store_changes(f->s, U1, NULL, m1, &ch), 0);
 	assert_int_equal(ch.nvanished, 1);
 	assert_int_equal(ch.nchanged, 1);
@@ -932,6 +937,14 @@ test_mailsrv_store__expunge_vanished(void **state)
 	store_changes_free(&ch);
 	assert_int_equal(store_expunge(f->s, U1, NULL, (uint32_t[]){ 0 }, 1,
 	    &ex, &nex), ERR_INVAL);
+	/* UID EXPUNGE of an empty set removes nothing */
+	set_flags(f, (uint32_t[]){ 7 }, 1, STORE_FLAGS_ADD, STORE_F_DELETED,
+	    NULL, 0, &fr);
+	store_flagres_free(&fr);
+	assert_int_equal(store_expunge(f->s, U1, NULL, (uint32_t[]){ 1 }, 0,
+	    &ex, &nex), 0);
+	assert_int_equal(nex, 0);
+	free(ex);
 	assert_int_equal(blob_count(f), 4);
 }
 
@@ -1028,6 +1041,25 @@ test_mailsrv_store__copy_move(void **state)
 	store_user_clear(&u);
 	assert_int_equal(store_copy(f->s, U1, NULL, "Nope",
 	    (uint32_t[]){ 1 }, 1, &cu), ERR_NOTFOUND);
+}
+
+/* An empty set copies nothing (NULL is not "all"). */
+static void
+test_mailsrv_store__copy_empty(void **state)
+{
+	struct fx		*f = *state;
+	struct store_copyuid	 cu;
+	struct store_status	 st;
+
+	deliver(f, U1, NULL, dek1, "stays put", NULL);
+	assert_int_equal(store_copy(f->s, U1, NULL, "Sent", NULL, 0, &cu), 0);
+	assert_int_equal(cu.n, 0);
+	assert_true(cu.uidvalidity > 0);
+	store_copyuid_free(&cu);
+	assert_int_equal(store_mailbox_status(f->s, U1, "Sent", &st), 0);
+	assert_int_equal(st.messages, 0);
+	assert_int_equal(store_copy(f->s, U1, NULL, "Sent", NULL, 1, &cu),
+	    ERR_INVAL);
 }
 
 /* ------------------------------------------------------------ quota */
@@ -1378,6 +1410,7 @@ main(void)
 		T(test_mailsrv_store__append),
 		T(test_mailsrv_store__expunge_vanished),
 		T(test_mailsrv_store__copy_move),
+		T(test_mailsrv_store__copy_empty),
 		T(test_mailsrv_store__quota),
 		T(test_mailsrv_store__msg_limits),
 		T(test_mailsrv_store__corrupt_index),

@@ -214,8 +214,8 @@ test_mailsrv_store_mbox__create(void **state)
 	    ERR_EXISTS);
 	assert_int_equal(store_mailbox_create(f->s, U1, "inbox/Sub", 0), 0);
 	assert_int_equal(store_mailbox_create(f->s, U1,
-	    "Donn\xc3\xa9" "es/\xe6\x97\xa5\xe6\x9c\xac", STORE_SPECIAL_ARCHIVE),
-	    0);
+	    "Donn\xc3\xa9" "es/\xe6\x97\xa5\xe6\x9c\xac",
+	    STORE_SPECIAL_ARCHIVE), 0);
 	assert_int_equal(store_mailbox_create(f->s, U1, NULL, 0), ERR_INVAL);
 	list_eq(f,
 	    "Archive:S:2\n"
@@ -280,8 +280,8 @@ test_mailsrv_store_mbox__count_limit(void **state)
 
 	/* 16 mailboxes per call until the next chain does not fit */
 	for (i = 0; ; i++) {
-		snprintf(name, sizeof(name), "c%d/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o",
-		    i);
+		snprintf(name, sizeof(name),
+		    "c%d/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o", i);
 		if ((rc = store_mailbox_create(f->s, U1, name, 0)) != 0)
 			break;
 	}
