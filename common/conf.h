@@ -136,6 +136,8 @@ struct amanat_conf {
 		long long	 retry_min;		/* ms */
 		long long	 retry_max;		/* ms */
 		long long	 workers;
+		char		*relay_routes;	/* "domain=host:port,..." */
+		char		*relay_tls_domains;	/* TLS required */
 	} mailsrv;
 
 	struct {

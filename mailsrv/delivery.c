@@ -11,10 +11,14 @@
  *
  * Runs in: the mailsrv process; the loop thread, and worker threads for
  * queue_read / store_deliver / queue_update.
+ * Remote recipients go out through relay.c over [mailsrv] relay_routes
+ * (no DNS MX lookup yet: a domain without a route waits and bounces).
+ * When a message leaves the queue with failed recipients (or ones that
+ * asked NOTIFY=SUCCESS), one DSN (dsn.c) is queued to its sender from the
+ * null sender.
  * Failure policy: a recipient that cannot be delivered now is retried
  * with backoff (retry_min doubling to retry_max); after queue_lifetime it
- * is failed.  Remote recipients wait for the relay (not implemented yet:
- * they stay queued, retried, and fail at queue_lifetime).
+ * is failed.
  * SECURITY: plain data keys live only in the cache (wiped on eviction and
  * at stop, DELIVERY_DEK_TTL at most) and in the job being run; the
  * message plaintext exists only in worker memory and is wiped.
@@ -22,15 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "mailsrv/mailsrv.h"
+#include "mailsrv/dsn.h"
 #include "mailsrv/queue/queue.h"
+#include "mailsrv/relay.h"
 #include "mailsrv/store/store.h"
 
 #define DELIVERY_TICK_SEC	1
@@ -53,7 +61,18 @@ struct delivery_job {
 	int			*ready;			/* per rcpt */
 	size_t			 waiting;	/* key lookups in flight */
 	int			 failed_keys;
+	unsigned char		*msg;		/* the queued message */
+	size_t			 len;
+	int			 read_rc;
+	size_t			 relays;	/* relay sessions in flight */
+	char			*dsn;		/* a bounce to queue */
+	size_t			 dsnlen;
 	int			 rc;
+};
+
+struct delivery_relay {
+	struct delivery_job	*job;
+	size_t			*rcpts;
 };
 
 struct delivery_keyreq {
@@ -152,6 +171,10 @@ delivery_job_free(struct delivery_job *j)
 		inflight_remove(j->env->id);
 	if (j->deks != NULL)
 		xfreezero(j->deks, j->env->nrcpts * STORE_DEK_LEN);
+	if (j->msg != NULL)
+		xfreezero(j->msg, j->len);
+	if (j->dsn != NULL)
+		xfreezero(j->dsn, j->dsnlen);
 	free(j->ready);
 	queue_env_free(&j->env);
 	j->ms->delivering--;
@@ -266,56 +289,185 @@ delivery_set_status(struct queue_rcpt *r, const char *status)
 	r->status = xstrdup(status);
 }
 
-/* Worker thread: deliver to every ready local recipient, record. */
+/*
+ * Store the message in rcpt i's INBOX exactly once: the delivery id
+ * (queue id, recipient) makes a retry after a crash between the store's
+ * commit and the queue's a no-op.
+ */
+static int
+delivery_store(struct mailsrv *ms, const struct queue_env *env, size_t i,
+    const unsigned char *dek, const unsigned char *msg, size_t len)
+{
+	char		dedup[STORE_DEDUP_MAX + 1];
+	uint32_t	uidv, uid;
+	int		rc;
+
+	snprintf(dedup, sizeof(dedup), "%s:%zu", env->id, i);
+	rc = store_deliver_once(ms->store, env->rcpts[i].addr, NULL, dek,
+	    msg, len, env->created, dedup, &uidv, &uid);
+	return rc == ERR_EXISTS ? 0 : rc;
+}
+
+/* Worker thread: read the message, deliver to ready local recipients. */
 static void
-delivery_work(void *arg)
+delivery_work_local(void *arg)
+{
+	struct delivery_job	*j = arg;
+	struct mailsrv		*ms = j->ms;
+	struct queue_env	*env = j->env;
+	size_t			 i;
+	int			 rc;
+
+	j->read_rc = queue_read(ms->queue, env->id, &j->msg, &j->len);
+	for (i = 0; i < env->nrcpts; i++) {
+		struct queue_rcpt	*r = &env->rcpts[i];
+
+		if (r->state != QUEUE_RCPT_PENDING || !r->local)
+			continue;
+		if (j->read_rc < 0)
+			delivery_set_status(r, "4.3.0 queued message unreadable");
+		else if (!j->ready[i])
+			delivery_set_status(r, "4.4.3 mailbox key unavailable");
+		else if ((rc = delivery_store(ms, env, i, j->deks[i], j->msg,
+		    j->len)) == 0) {
+			r->state = QUEUE_RCPT_DELIVERED;
+			delivery_set_status(r, "2.0.0 delivered");
+		} else
+			delivery_set_status(r, err_code() == ERR_TOOBIG ?
+			    "4.2.2 mailbox full" : "4.3.0 mailbox unavailable");
+	}
+}
+
+/* Worker thread: retries, expiry, the bounce, and the queue record. */
+static void
+delivery_work_finish(void *arg)
 {
 	struct delivery_job		*j = arg;
 	struct mailsrv			*ms = j->ms;
 	const struct amanat_conf	*cf = &ms->d->conf;
 	struct queue_env		*env = j->env;
-	unsigned char			*msg = NULL;
-	size_t				 len = 0, i;
-	uint32_t			 uidv, uid;
 	int64_t				 now = (int64_t)time(NULL);
-	int				 rc, pending = 0;
+	size_t				 i;
+	int				 pending = 0;
 
-	rc = queue_read(ms->queue, env->id, &msg, &len);
 	for (i = 0; i < env->nrcpts; i++) {
 		struct queue_rcpt	*r = &env->rcpts[i];
 
 		if (r->state != QUEUE_RCPT_PENDING)
 			continue;
-		if (r->local && j->ready[i] && rc == 0) {
-			if (store_deliver(ms->store, r->addr, NULL, j->deks[i],
-			    msg, len, 0, env->created, &uidv, &uid) == 0) {
-				r->state = QUEUE_RCPT_DELIVERED;
-				delivery_set_status(r, "2.0.0 delivered");
-				continue;
-			}
-			delivery_set_status(r, err_code() == ERR_TOOBIG ?
-			    "4.2.2 mailbox full" : "4.3.0 mailbox unavailable");
-		} else if (!r->local)
-			delivery_set_status(r, "4.4.0 remote delivery not "
-			    "available yet");
-		else if (rc < 0)
-			delivery_set_status(r, "4.3.0 queued message unreadable");
-		else
-			delivery_set_status(r, "4.4.3 mailbox key unavailable");
 		if (now - env->created >= cf->mailsrv.queue_lifetime / 1000) {
 			r->state = QUEUE_RCPT_FAILED;
 			delivery_set_status(r, "5.4.7 delivery time expired");
 		} else
 			pending = 1;
 	}
-	if (msg != NULL)
-		xfreezero(msg, len);
 	if (pending) {
 		env->attempts++;
 		env->next_try = now + delivery_backoff(cf, env->attempts);
+	} else if (env->sender[0] != '\0' && j->read_rc == 0 &&
+	    (dsn_count(env, DSN_FAILURE) > 0 ||
+	    dsn_count(env, DSN_SUCCESS) > 0)) {
+		/* the message leaves the queue: one report for it */
+		if (dsn_build(&j->dsn, &j->dsnlen, env, dsn_count(env,
+		    DSN_FAILURE) > 0 ? DSN_FAILURE : DSN_SUCCESS,
+		    cf->mailsrv.hostname, now, j->msg, j->len) < 0)
+			log_warnx("delivery %s: no report: %s", env->id,
+			    err_msg());
 	}
 	j->rc = queue_update(ms->queue, env);
 }
+
+static void	delivery_done(void *);
+
+static void
+delivery_finish(struct delivery_job *j)
+{
+	if (j->ms->stopping ||
+	    worker_submit(j->ms->workers, delivery_work_finish,
+	    delivery_done, j) < 0)
+		delivery_job_free(j);
+}
+
+static void
+delivery_relay_done(struct relay_result *res, size_t n, void *arg)
+{
+	struct delivery_relay	*dr = arg;
+	struct delivery_job	*j = dr->job;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		struct queue_rcpt *r = &j->env->rcpts[dr->rcpts[i]];
+
+		r->state = res[i].state;
+		delivery_set_status(r, res[i].status);
+	}
+	free(dr->rcpts);
+	free(dr);
+	if (--j->relays == 0)
+		delivery_finish(j);
+}
+
+/* Loop: start a relay session per remote domain with a route. */
+static void
+delivery_relay(struct delivery_job *j)
+{
+	struct queue_env	*env = j->env;
+	struct delivery_relay	*dr;
+	char			 host[256];
+	const char		*dom;
+	size_t			 i, k, n;
+	int			 port, tls, *done;
+
+	done = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(int));
+	j->relays = 1;		/* held until every session is started */
+	for (i = 0; i < env->nrcpts && j->read_rc == 0; i++) {
+		if (done[i] || env->rcpts[i].local ||
+		    env->rcpts[i].state != QUEUE_RCPT_PENDING)
+			continue;
+		dom = strrchr(env->rcpts[i].addr, '@') + 1;
+		if (relay_route(host, sizeof(host), &port, &tls,
+		    &j->ms->d->conf, dom) < 0) {
+			delivery_set_status(&env->rcpts[i], "4.4.4 no route to "
+			    "domain (add it to relay_routes; DNS MX lookup is "
+			    "not implemented)");
+			continue;
+		}
+		dr = xcalloc(1, sizeof(*dr));
+		dr->job = j;
+		dr->rcpts = xcalloc(env->nrcpts, sizeof(size_t));
+		for (k = i, n = 0; k < env->nrcpts; k++) {
+			const char *d2 = strrchr(env->rcpts[k].addr, '@') + 1;
+
+			if (!done[k] && !env->rcpts[k].local &&
+			    env->rcpts[k].state == QUEUE_RCPT_PENDING &&
+			    strcasecmp(d2, dom) == 0) {
+				done[k] = 1;
+				dr->rcpts[n++] = k;
+			}
+		}
+		j->relays++;
+		relay_start(j->ms->d->base, j->ms->relay_ctx,
+		    j->ms->d->conf.mailsrv.hostname, host, port, tls, env,
+		    dr->rcpts, n, j->msg, j->len, delivery_relay_done, dr);
+	}
+	free(done);
+	if (--j->relays == 0)
+		delivery_finish(j);
+}
+
+static void
+delivery_local_done(void *arg)
+{
+	struct delivery_job	*j = arg;
+
+	if (j->ms->stopping) {
+		delivery_job_free(j);
+		return;
+	}
+	delivery_relay(j);
+}
+
+static void	delivery_queue_dsn(struct delivery_job *);
 
 static void
 delivery_done(void *arg)
@@ -334,8 +486,114 @@ delivery_done(void *arg)
 		    j->env->rcpts[i].state == QUEUE_RCPT_FAILED ? "failed" :
 		    "deferred", j->env->rcpts[i].status ?
 		    j->env->rcpts[i].status : "");
+	if (j->dsn != NULL && j->rc == 0 && !ms->stopping)
+		delivery_queue_dsn(j);
 	delivery_job_free(j);
 	delivery_kick(ms);
+}
+
+/* ------------------------------------------------------------ bounces */
+
+struct delivery_dsn {
+	struct mailsrv	*ms;
+	char		*msg;
+	size_t		 len;
+	char		*rcpt;
+};
+
+static void
+delivery_dsn_free(struct delivery_dsn *d)
+{
+	xfreezero(d->msg, d->len);
+	free(d->rcpt);
+	free(d);
+}
+
+static void
+delivery_dsn_committed(int rc, const char *id, void *arg)
+{
+	struct delivery_dsn	*d = arg;
+
+	if (rc < 0)
+		log_warnx("delivery report to <%s> not queued: %s", d->rcpt,
+		    err_msg());
+	else {
+		log_info("delivery report queued id=%s to=<%s>", id, d->rcpt);
+		delivery_kick(d->ms);
+	}
+	delivery_dsn_free(d);
+}
+
+/* Queue the report from the null sender; dept NULL: a remote sender. */
+static void
+delivery_dsn_commit(struct delivery_dsn *d, const char *dept)
+{
+	struct queue_writer	*w = NULL;
+	struct queue_env	 env;
+	struct queue_rcpt	 r;
+
+	memset(&env, 0, sizeof(env));
+	memset(&r, 0, sizeof(r));
+	if (d->ms->queue == NULL || queue_writer_new(d->ms->queue, &w) < 0 ||
+	    queue_writer_write(w, d->msg, d->len) < 0) {
+		log_warnx("delivery report to <%s> not queued: %s", d->rcpt,
+		    err_msg());
+		queue_writer_abort(&w);
+		delivery_dsn_free(d);
+		return;
+	}
+	r.addr = d->rcpt;
+	r.local = dept != NULL;
+	r.dept = (char *)dept;
+	r.notify = QUEUE_NOTIFY_NEVER;	/* never report on a report */
+	env.sender = "";
+	env.helo = d->ms->d->conf.mailsrv.hostname;
+	env.peer = "localhost";
+	env.body_8bit = 1;	/* a report may carry 8-bit parts */
+	env.created = env.next_try = (int64_t)time(NULL);
+	env.rcpts = &r;
+	env.nrcpts = 1;
+	if (queue_commit(&w, &env, delivery_dsn_committed, d) < 0) {
+		log_warnx("delivery report to <%s> not queued: %s", d->rcpt,
+		    err_msg());
+		delivery_dsn_free(d);
+	}
+}
+
+static void
+delivery_dsn_lookup(int status, json_t *body, void *arg)
+{
+	struct delivery_dsn	*d = arg;
+	const char		*dept = json_string_value(json_object_get(body,
+	    "dept"));
+
+	if (status != 200 || dept == NULL || d->ms->stopping) {
+		log_warnx("delivery report to <%s> dropped: sender unknown "
+		    "(status %d)", d->rcpt, status);
+		delivery_dsn_free(d);
+		return;
+	}
+	delivery_dsn_commit(d, dept);
+}
+
+static void
+delivery_queue_dsn(struct delivery_job *j)
+{
+	struct delivery_dsn	*d = xcalloc(1, sizeof(*d));
+	const char		*dom = strrchr(j->env->sender, '@');
+
+	d->ms = j->ms;
+	d->msg = j->dsn;
+	d->len = j->dsnlen;
+	d->rcpt = xstrdup(j->env->sender);
+	j->dsn = NULL;
+	if (dom != NULL && mailsrv_local_domain(j->ms, dom + 1)) {
+		if (keyclient_user(j->ms->kc, d->rcpt, delivery_dsn_lookup,
+		    d) < 0)
+			delivery_dsn_free(d);
+		return;
+	}
+	delivery_dsn_commit(d, NULL);
 }
 
 static void
@@ -345,8 +603,8 @@ delivery_submit(struct delivery_job *j)
 		delivery_job_free(j);
 		return;
 	}
-	if (worker_submit(j->ms->workers, delivery_work, delivery_done,
-	    j) < 0) {
+	if (worker_submit(j->ms->workers, delivery_work_local,
+	    delivery_local_done, j) < 0) {
 		log_warnx("delivery %s: workers busy", j->env->id);
 		delivery_job_free(j);
 	}
@@ -419,6 +677,7 @@ delivery_start(struct mailsrv *ms)
 {
 	struct timeval		 tv = { DELIVERY_TICK_SEC, 0 };
 	struct store_opts	 so;
+	struct tls_opts		 o;
 	char			*dir = path_join(ms->dir, "store");
 	int			 rc;
 
@@ -430,6 +689,12 @@ delivery_start(struct mailsrv *ms)
 	rc = store_open(&ms->store, dir, &so);
 	free(dir);
 	if (rc < 0)
+		return rc;
+	memset(&o, 0, sizeof(o));
+	o.ca = ms->d->conf.tls.ca;
+	o.min_version = ms->d->conf.tls.min_version;
+	o.verify = TLS_VERIFY_NONE;	/* per connection: relay.c */
+	if ((rc = tls_client_ctx_new(&ms->relay_ctx, &o)) < 0)
 		return rc;
 	ms->sched_ev = event_new(ms->d->base, -1, EV_PERSIST, delivery_tick,
 	    ms);
@@ -451,4 +716,6 @@ void
 delivery_close_store(struct mailsrv *ms)
 {
 	store_close(&ms->store);
+	SSL_CTX_free(ms->relay_ctx);
+	ms->relay_ctx = NULL;
 }

@@ -37,6 +37,7 @@ struct mailsrv {
 	struct event		*sched_ev;
 	int			 delivering;	/* deliveries in flight */
 	int			 stopping;
+	SSL_CTX			*relay_ctx;	/* outbound SMTP */
 };
 
 /* Connection limits of the SMTP (imap = 0) or IMAP (imap = 1) server. */

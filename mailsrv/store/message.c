@@ -72,6 +72,41 @@ struct st_append {
 	uint32_t			 uidvalidity, uid;
 };
 
+/* key: user id || delivery id; value: uidvalidity, uid (host order) */
+static int
+st_dedup(MDB_txn *txn, struct st_append *op, int put)
+{
+	unsigned char	 key[ST_ID_LEN + STORE_DEDUP_MAX];
+	uint32_t	 v[2];
+	size_t		 n = strlen(op->a->dedup);
+	MDB_val		 k, d;
+	int		 rc;
+
+	memcpy(key, op->c.u.id, ST_ID_LEN);
+	memcpy(key + ST_ID_LEN, op->a->dedup, n);
+	k.mv_data = key;
+	k.mv_size = ST_ID_LEN + n;
+	if (put) {
+		v[0] = op->uidvalidity;
+		v[1] = op->uid;
+		d.mv_data = v;
+		d.mv_size = sizeof(v);
+		rc = mdb_put(txn, op->c.s->dedup, &k, &d, 0);
+		return rc ? db_err(rc, "store dedup") : 0;
+	}
+	if ((rc = mdb_get(txn, op->c.s->dedup, &k, &d)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return db_err(rc, "store dedup");
+	if (d.mv_size == sizeof(v)) {
+		memcpy(v, d.mv_data, sizeof(v));
+		op->uidvalidity = v[0];
+		op->uid = v[1];
+	}
+	err_set(ERR_EXISTS, "already delivered (%s)", op->a->dedup);
+	return ERR_EXISTS;
+}
+
 static int
 st_append_fn(MDB_txn *txn, void *arg)
 {
@@ -81,6 +116,8 @@ st_append_fn(MDB_txn *txn, void *arg)
 	int			 rc;
 
 	if ((rc = store__ctx_load(txn, c, 2)) < 0)
+		return rc;
+	if (op->a->dedup != NULL && (rc = st_dedup(txn, op, 0)) < 0)
 		return rc;
 	if (op->precheck) {
 		/* no blob yet: just the checks that would waste the write */
@@ -111,7 +148,8 @@ st_append_fn(MDB_txn *txn, void *arg)
 	if ((rc = store__msg_put(txn, c->s, &c->u, c->mb.id, op->uid, &m,
 	    0)) < 0 ||
 	    (rc = store__blob_ref(txn, c, m.blob, 1, m.size)) < 0 ||
-	    (rc = store__mbox_put(txn, c->s, &c->u, &c->mb)) < 0)
+	    (rc = store__mbox_put(txn, c->s, &c->u, &c->mb)) < 0 ||
+	    (op->a->dedup != NULL && (rc = st_dedup(txn, op, 1)) < 0))
 		return rc;
 	return store__user_put(txn, c->s, c->addr, c->addrlen, &c->u, 0);
 }
@@ -127,6 +165,11 @@ st_append_check(struct store *s, const unsigned char *dek,
 	    (a->nkeywords > 0 && a->keywords == NULL)) {
 		err_set(ERR_INVAL, "append: missing key or message, or "
 		    "unknown flags");
+		return ERR_INVAL;
+	}
+	if (a->dedup != NULL && (a->dedup[0] == '\0' ||
+	    strlen(a->dedup) > STORE_DEDUP_MAX)) {
+		err_set(ERR_INVAL, "append: bad delivery id");
 		return ERR_INVAL;
 	}
 	if (a->len > s->msg_max) {
@@ -177,6 +220,10 @@ store_append(struct store *s, const char *addr, const char *mailbox,
 	*uidvalidity_out = op->uidvalidity;
 	*uid_out = op->uid;
 done:
+	if (rc == ERR_EXISTS && a->dedup != NULL) {
+		*uidvalidity_out = op->uidvalidity;
+		*uid_out = op->uid;
+	}
 	free(path);
 	store__ctx_done(&op->c);
 	free(op);
@@ -536,4 +583,21 @@ store_flagres_free(struct store_flagres *r)
 	free(r->msgs);
 	free(r->modified);
 	memset(r, 0, sizeof(*r));
+}
+
+int
+store_deliver_once(struct store *s, const char *addr, const char *mailbox,
+    const unsigned char *dek, const void *msg, size_t len,
+    int64_t internaldate, const char *dedup, uint32_t *uidvalidity_out,
+    uint32_t *uid_out)
+{
+	struct store_append	a;
+
+	memset(&a, 0, sizeof(a));
+	a.msg = msg;
+	a.len = len;
+	a.internaldate = internaldate;
+	a.dedup = dedup;
+	return store_append(s, addr, mailbox, dek, &a, uidvalidity_out,
+	    uid_out);
 }

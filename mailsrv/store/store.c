@@ -418,7 +418,8 @@ st_open_dbs(struct store *s)
 	    (rc = db_dbi(s->env, "changes", MDB_CREATE, &s->changes)) < 0 ||
 	    (rc = db_dbi(s->env, "expunged", MDB_CREATE, &s->expunged)) < 0 ||
 	    (rc = db_dbi(s->env, "blobs", MDB_CREATE, &s->blobs)) < 0 ||
-	    (rc = db_dbi(s->env, "meta", MDB_CREATE, &s->meta)) < 0)
+	    (rc = db_dbi(s->env, "meta", MDB_CREATE, &s->meta)) < 0 ||
+	    (rc = db_dbi(s->env, "dedup", MDB_CREATE, &s->dedup)) < 0)
 		return rc;
 	return db_write(s->env, st_meta_fn, s);
 }

@@ -43,6 +43,7 @@
 #define STORE_ADDRESS_MAX	254
 #define STORE_WRAPPED_DEK_MAX	4096	/* bytes of the opaque wrapped DEK */
 #define STORE_DEK_LEN		32
+#define STORE_DEDUP_MAX		64	/* bytes of a delivery id */
 #define STORE_ID_HEX		32	/* user-id and blob-id: 128 bits, hex */
 
 /* System flags (\Recent is not stored: RECENT is always 0). */
@@ -203,6 +204,14 @@ struct store_append {
 	const char *const	 *keywords;	/* IMAP atoms, not "\..." */
 	size_t			  nkeywords;
 	int64_t			  internaldate;	/* 0: now */
+	/*
+	 * Optional delivery id (1..STORE_DEDUP_MAX bytes): an append with
+	 * an id already used for this user does nothing and returns
+	 * ERR_EXISTS with the UID it got then, so a delivery retried
+	 * after a crash is stored exactly once.  Recorded in the same
+	 * transaction as the message.
+	 */
+	const char		 *dedup;
 };
 
 /*
@@ -219,6 +228,11 @@ int	store_append(struct store *, const char *, const char *,
 int	store_deliver(struct store *, const char *, const char *,
 	    const unsigned char *, const void *, size_t, uint32_t, int64_t,
 	    uint32_t *, uint32_t *);
+
+/* store_deliver() with a delivery id (see struct store_append). */
+int	store_deliver_once(struct store *, const char *, const char *,
+	    const unsigned char *, const void *, size_t, int64_t,
+	    const char *, uint32_t *, uint32_t *);
 
 /*
  * The message, byte-exact, in a buffer the caller frees (it is

@@ -33,7 +33,7 @@ struct store {
 	char		*blobdir;
 	struct db_env	*env;
 	MDB_dbi		 users, mboxes, subs, msgs, changes, expunged, blobs,
-			 meta;
+			 meta, dedup;
 	/* readers shared, writers exclusive: see "Locking" in store.c */
 	pthread_rwlock_t lock;
 	_Atomic uint64_t generation;	/* committed write transactions */

@@ -315,8 +315,9 @@ def store_dump_tool():
         if os.access(made, os.X_OK) and os.path.getmtime(made) >= newest:
             _TOOL["path"] = made
             return made
-        out = os.path.join(tempfile.mkdtemp(prefix="amanat-tools-"),
-                           "store_dump")
+        tmp = tempfile.mkdtemp(prefix="amanat-tools-")
+        atexit.register(shutil.rmtree, tmp, True)
+        out = os.path.join(tmp, "store_dump")
         pc = subprocess.run(["pkg-config", "--cflags", "--libs"] + PKGS,
                             capture_output=True, text=True, check=True)
         flags = ["-std=c11", "-D_GNU_SOURCE", "-g", "-O1", "-pthread",

@@ -294,8 +294,9 @@ def test_bdat_over_size_552(mnode, store, last):
                chunk)
         code, line = r.code()
         assert code == 552, line
-        # the transaction is over
-        code, line = r.cmd("BDAT 0 LAST")
+        # the transaction is over: a further chunk is discarded, 503
+        r.send(b"BDAT 1 LAST\r\nx")
+        code, line = r.code()
         assert code == 503, line
         assert r.cmd("NOOP")[0] == 250
     finally:
@@ -459,6 +460,28 @@ def test_bdat_without_rcpt_discarded_554(mnode):
         assert r.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
         r.send(b"BDAT 5 LAST\r\nQUIT\r")    # "QUIT\r" is chunk data
         code, line = r.code()
+        assert code in (503, 554), line
+        assert r.cmd("NOOP")[0] == 250
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("setup", ["none", "mail"])
+def test_bdat_zero_without_recipients_replies(mnode, setup):
+    """BDAT 0 LAST without a transaction (or without a recipient) has no
+    chunk to read: its 503/554 must come at once, not when the client
+    sends something else."""
+    r = Raw(mnode, "smtp", timeout=5)
+    try:
+        assert r.code()[0] == 220
+        assert r.cmd("EHLO client.example.org")[0] == 250
+        if setup == "mail":
+            assert r.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
+        r.send(b"BDAT 0 LAST\r\n")
+        try:
+            code, line = r.code()
+        except OSError as e:
+            pytest.fail("no reply to BDAT 0 LAST within 5s (%s)" % e)
         assert code in (503, 554), line
         assert r.cmd("NOOP")[0] == 250
     finally:
