@@ -206,8 +206,15 @@ ks_auth_resolve(struct keyservice *ks, struct http_req *req,
 	json_decref(rec);
 	if (!ok)
 		return ks_forbid(req, "client certificate is revoked");
-	if (strchr(c->name, '@') != NULL)
+	if (strchr(c->name, '@') != NULL) {
+		char	norm[DIR_ADDRESS_MAX + 1];
+
+		if (dir_address_norm(norm, c->name, NULL) < 0)
+			return ks_forbid(req, "certificate names no valid "
+			    "address");
+		snprintf(c->name, sizeof(c->name), "%s", norm);
 		return ks_auth_user(ks, req, c);
+	}
 	if (dir_principal_get(ks->dir, c->name, &rec) < 0)
 		return ks_forbid(req, "certificate names no known principal");
 	s = json_string_value(json_object_get(rec, "role"));

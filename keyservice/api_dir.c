@@ -44,6 +44,11 @@ ks_h_dept_add(struct http_req *req, void *arg)
 	name = ks_field(req, body, "name", DIR_DEPT_MAX, 1, &bad);
 	display = ks_field(req, body, "display_name", DIR_DISPLAY_MAX, 0,
 	    &bad);
+	if (!bad && ks_reserved_name(name)) {
+		http_reply_error(req, 400, "invalid", "name: %s is reserved",
+		    name);
+		bad = 1;
+	}
 	if (!bad) {
 		rc = dir_dept_add(ks->dir, name, display,
 		    json_object_get(body, "domains"), &dept);

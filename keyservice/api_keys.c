@@ -35,6 +35,52 @@ ks_key_caller(struct http_req *req, const struct ks_caller *c)
 	    "data keys");
 }
 
+/*
+ * Contexts of data keys handed to callers live in their own namespace:
+ * the API prefixes every caller's context with "api:", which no key
+ * keyservice wraps for itself (the CA key, signing keys, escrowed S/MIME
+ * keys) ever uses, so a caller can never unwrap one of those.
+ */
+#define KS_API_CTX	"api:"
+
+static char *
+ks_api_context(const char *ctx)
+{
+	char	*out;
+
+	xasprintf(&out, "%s%s", KS_API_CTX, ctx);
+	return out;
+}
+
+/*
+ * The node's own key id is for keyservice alone; a service's key id
+ * ("mailsrv": its queue key) for that service (and the admin); every
+ * department's key id for any service.
+ */
+static int
+ks_key_id_ok(struct http_req *req, const struct ks_caller *c,
+    const char *id)
+{
+	if (strcmp(id, KS_NODE_KEY_ID) == 0 || (ks_reserved_name(id) &&
+	    !c->admin && !(c->service && strcmp(c->name, id) == 0))) {
+		http_reply_error(req, 403, "forbidden", "key id %s is "
+		    "reserved", id);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+ks_wrapped_ok(struct http_req *req, const struct ks_caller *c,
+    const char *wrapped)
+{
+	char	id[KEYS_ID_MAX + 1];
+
+	if (keys_describe(wrapped, id, sizeof(id), NULL) < 0)
+		return 1;	/* malformed: keys_unwrap says so */
+	return ks_key_id_ok(req, c, id);
+}
+
 /* A secret into base64 for a reply, wiping the plaintext. */
 static json_t *
 ks_secret_b64(unsigned char *p, size_t n)
@@ -66,8 +112,11 @@ ks_h_key_datakey(struct http_req *req, void *arg)
 		return;
 	id = ks_field(req, body, "key_id", KEYS_ID_MAX, 1, &bad);
 	ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
-	if (!bad) {
-		rc = keys_datakey(ks->keys, id, ctx, dek, &wrapped, &version);
+	if (!bad && ks_key_id_ok(req, &c, id)) {
+		char *actx = ks_api_context(ctx);
+
+		rc = keys_datakey(ks->keys, id, actx, dek, &wrapped, &version);
+		free(actx);
 		if (rc < 0)
 			ks_reply_err(req, rc);
 		else
@@ -98,8 +147,12 @@ ks_h_key_unwrap(struct http_req *req, void *arg)
 		return;
 	w = ks_field(req, body, "wrapped", 0, 1, &bad);
 	ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
-	if (!bad) {
-		if ((rc = keys_unwrap(ks->keys, w, ctx, &plain, &len)) < 0)
+	if (!bad && ks_wrapped_ok(req, &c, w)) {
+		char *actx = ks_api_context(ctx);
+
+		rc = keys_unwrap(ks->keys, w, actx, &plain, &len);
+		free(actx);
+		if (rc < 0)
 			ks_reply_err(req, rc);
 		else
 			http_reply_json(req, 200, json_pack("{s:o}",
@@ -126,8 +179,12 @@ ks_h_key_rewrap(struct http_req *req, void *arg)
 		return;
 	w = ks_field(req, body, "wrapped", 0, 1, &bad);
 	ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
-	if (!bad) {
-		if ((rc = keys_rewrap(ks->keys, w, ctx, &nw, &version)) < 0 ||
+	if (!bad && ks_wrapped_ok(req, &c, w)) {
+		char *actx = ks_api_context(ctx);
+
+		rc = keys_rewrap(ks->keys, w, actx, &nw, &version);
+		free(actx);
+		if (rc < 0 ||
 		    (rc = keys_describe(nw, id, sizeof(id), NULL)) < 0)
 			ks_reply_err(req, rc);
 		else

@@ -327,6 +327,15 @@ ks_h_cert_client(struct http_req *req, void *arg)
 		goto done;
 	}
 	if (strchr(cn, '@') != NULL) {
+		/* the certificate names the canonical (lower-case) address */
+		char	norm[DIR_ADDRESS_MAX + 1];
+
+		if (dir_address_norm(norm, cn, NULL) < 0) {
+			http_reply_error(req, 400, "invalid", "csr: CN is not "
+			    "a valid address");
+			goto done;
+		}
+		snprintf(cn, sizeof(cn), "%s", norm);
 		if (ks_cert_target(ks, req, &c, cn, 0, dept) < 0)
 			goto done;
 	} else if (!c.admin) {

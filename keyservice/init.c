@@ -124,7 +124,9 @@ ks_init_principals(struct keyservice *ks, const struct amanat_conf *cf)
 	    (rc = dir_principal_put(ks->dir, "admin", "admin")) < 0)
 		return rc;
 	for (i = 0; i < nitems(services); i++) {
-		if ((rc = ks_issue_files(ks, CA_PROFILE_CLIENT, services[i],
+		/* each service's own key id (mailsrv: its queue key) */
+		if ((rc = keys_create(ks->keys, services[i])) < 0 ||
+		    (rc = ks_issue_files(ks, CA_PROFILE_CLIENT, services[i],
 		    NULL, certs[i], keys[i])) < 0 ||
 		    (rc = dir_principal_put(ks->dir, services[i],
 		    "service")) < 0 ||

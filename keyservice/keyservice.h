@@ -42,6 +42,13 @@ struct keyservice {
 	struct event		*crl_timer;
 };
 
+/*
+ * Key ids and names keyservice keeps for itself and the services: no
+ * department may take one ("node", "mailsrv", "docstore", "keyservice",
+ * "admin").
+ */
+int	ks_reserved_name(const char *);
+
 /* store.c: open/close the LMDB store, the key hierarchy and the CA. */
 int	ks_store_open(struct keyservice *, const struct amanat_conf *);
 /* The store without the CA: what node init needs first. */

@@ -150,6 +150,20 @@ ks_store_close(struct keyservice *ks)
 	ks->crl_der = NULL;
 }
 
+int
+ks_reserved_name(const char *name)
+{
+	static const char *const reserved[] = {
+		KS_NODE_KEY_ID, "mailsrv", "docstore", "keyservice", "admin",
+	};
+	size_t	i;
+
+	for (i = 0; i < nitems(reserved); i++)
+		if (strcmp(name, reserved[i]) == 0)
+			return 1;
+	return 0;
+}
+
 void
 ks_passwd_params(struct passwd_params *pw, const struct amanat_conf *cf)
 {

@@ -197,7 +197,7 @@ ms_bootstrap(evutil_socket_t fd, short ev, void *arg)
 
 	rc = file_read_all(&wrapped, NULL, path, 64 * 1024);
 	if (rc == ERR_NOTFOUND)
-		rc = keyclient_datakey(ms->kc, "node", MS_QUEUE_CONTEXT,
+		rc = keyclient_datakey(ms->kc, "mailsrv", MS_QUEUE_CONTEXT,
 		    ms_key_created, ms);
 	else if (rc == 0)
 		rc = keyclient_unwrap(ms->kc, wrapped, MS_QUEUE_CONTEXT,

@@ -316,14 +316,6 @@ def test_revoked_certificate_refused_on_open_connection(node, admin, certs):
     check_error(sofia.get("/v1/users/" + me, fresh=True), 403, "forbidden")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG keyservice/certs.c ks_h_cert_client: the CSR's CN is used as is "
-    "for the certificate and its record's address (not normalised), while "
-    "callers are resolved case-insensitively (api.c ks_auth_user); "
-    "ks_revoke_all (store.c, on DELETE) lists certificates by the "
-    "normalised address, so a certificate for CN=UNA@... survives the "
-    "user's deletion and authenticates as a later user of the same "
-    "address; remove this mark once fixed"))
 def test_deleted_users_mixed_case_certificate_is_not_inherited(node, admin,
                                                                work):
     addr = "una@" + FINANCE

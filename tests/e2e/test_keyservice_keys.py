@@ -393,12 +393,6 @@ def test_kill9_under_concurrent_load(node, admin, svc, wraps):
         datakey(svc, wraps, "finance", "after-load-crash:%d" % i)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG keyservice/api_keys.c ks_h_key_unwrap/ks_key_caller: the data "
-    "key API accepts the reserved key id 'node' (and any escrow context), "
-    "so a service holding an escrow blob (e.g. from a copy of data.mdb) "
-    "gets the CA private key or another service's signing key in "
-    "plaintext; remove this mark once fixed"))
 def test_services_cannot_unwrap_escrowed_private_keys(node, svc):
     escrow = mdb_records(os.path.join(node.dir, "keyservice", "db"),
                          "escrow")
@@ -415,12 +409,6 @@ def test_services_cannot_unwrap_escrowed_private_keys(node, svc):
     assert not leaks, leaks
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG keyservice/api_dir.c ks_h_dept_add: a department may be named "
-    "'node' (keys_create's ERR_EXISTS is ignored), so that department's "
-    "users' S/MIME keys are escrowed under the node KEK, which also wraps "
-    "the CA key, and its dept-admin may read GET /v1/keys/node; remove "
-    "this mark once fixed"))
 def test_department_cannot_take_the_node_key_id(admin):
     r = admin.post("/v1/depts", {"name": "node",
                                  "domains": ["node.amanat.test"]})

@@ -230,6 +230,7 @@ def test_swaks_submission_auth_not_offered_before_starttls(mnode):
                     "--auth-user", ALICE, "--auth-password",
                     password(mnode, ALICE), pname="submission")
     assert rc != 0, out
+    assert "did not advertise authentication" in out, out
     assert "AUTH" not in out.split("EHLO", 1)[1].split("\n ->", 1)[0], out
     rc, out = swaks(mnode, "--from", ALICE, "--to", BOB, "--auth-optional",
                     "PLAIN", "--auth-user", ALICE, "--auth-password",
