@@ -1,0 +1,497 @@
+#!/bin/sh
+# bench/smtp_bench.sh BUILD -- the `smtp` section of bench/run: durable
+# SMTP accept, mailsrv against Postfix, side by side in one run.
+# See docs/benchmarks.md ("mailsrv: SMTP").
+#
+# Debian's smtp-source (package postfix) sends the same load to
+#   1. BUILD/mailsrv (MX listener, smtp_listen) on a throw-away node in a
+#      temporary directory (keyservice --init --demo, Argon2 made cheap),
+#      as an external sender to the demo user bob@finance.amanat.test;
+#   2. a throw-away Postfix instance (Debian's postfix, its own
+#      config_directory and queue_directory in a temporary directory on
+#      the same filesystem), which accepts into its queue as usual (queue
+#      files fsync()ed before "250") and delivers with discard(8);
+# and prints both rates and their ratio:
+#   smtp durable accept: mailsrv N msg/s, postfix M msg/s, ratio R (...)
+# A rate is messages / wall time of the smtp-source run.  The figures are
+# checked: smtp-source must finish without an error reply, mailsrv's log
+# must hold one "smtp queued" line per message and, once the queue has
+# drained, one "delivery ... state=sent" line per message; Postfix's log
+# one "status=sent" (discard) line per message.
+#
+# Needs root for Postfix (and to install it).  As root, a missing
+# smtp-source or postfix is installed with apt-get (debconf preseeded to
+# "No configuration"; a system Postfix that the package might start is
+# stopped).  As another user it prints what to install and skips the
+# section (smtp-source missing) or the Postfix half (not root).
+#
+# Environment (all optional):
+#   BENCH_SMTP_MESSAGES   messages per run (default 2000)
+#   BENCH_SMTP_SESSIONS   parallel SMTP sessions (default 20)
+#   BENCH_SMTP_SIZE       message payload bytes (default 5120)
+#   BENCH_SMTP_REUSE      "yes": several messages per connection
+#                         (smtp-source -d); default: one message per
+#                         connection, like most MX traffic
+#   BENCH_SMTP_TARGETS    "mailsrv postfix" (default), or either alone
+#   BENCH_PYTHON          python3 for the port helper (default
+#                         /usr/bin/python3)
+# Every step is bounded in time (timeout(1)).  Exits non-zero when a run
+# fails or a check does not hold.
+set -eu
+
+if [ $# -ne 1 ]; then
+	echo "usage: bench/smtp_bench.sh BUILD" >&2
+	exit 2
+fi
+build=$1
+case $build in
+/*) ;;
+*) build=$(pwd)/$build ;;
+esac
+top=$(cd "$(dirname "$0")/.." && pwd)
+count=${BENCH_SMTP_MESSAGES:-2000}
+sessions=${BENCH_SMTP_SESSIONS:-20}
+size=${BENCH_SMTP_SIZE:-5120}
+reuse=${BENCH_SMTP_REUSE:-no}
+targets=${BENCH_SMTP_TARGETS:-mailsrv postfix}
+python=${BENCH_PYTHON:-/usr/bin/python3}
+sender=sender@example.org
+rcpt=bob@finance.amanat.test
+srcflags="-s $sessions -l $size -m $count -f $sender -t $rcpt -M client.example.org"
+case $reuse in
+yes) srcflags="$srcflags -d" ;;
+esac
+if [ "$(id -u)" = 0 ]; then root=1; else root=0; fi
+
+echo "== smtp: durable accept, mailsrv and postfix (smtp-source)"
+
+# ---------------------------------------------------------------- install
+# smtp-source and Postfix both come with Debian's postfix package.
+smtp_source=$(command -v smtp-source 2>/dev/null || true)
+[ -n "$smtp_source" ] || [ ! -x /usr/sbin/smtp-source ] ||
+    smtp_source=/usr/sbin/smtp-source
+if [ -z "$smtp_source" ] || [ ! -x /usr/sbin/postfix ]; then
+	if [ $root = 0 ]; then
+		echo "bench: smtp skipped: smtp-source and postfix are missing;" \
+		    "run as root:"
+		echo "  echo 'postfix postfix/main_mailer_type select No" \
+		    "configuration' | debconf-set-selections"
+		echo "  DEBIAN_FRONTEND=noninteractive apt-get install -y" \
+		    "--no-install-recommends postfix"
+		[ -n "$smtp_source" ] || exit 0
+		targets=mailsrv
+	else
+		echo "bench: installing Debian's postfix (smtp-source, postfix)"
+		echo "postfix postfix/main_mailer_type select No configuration" |
+		    debconf-set-selections
+		if ! DEBIAN_FRONTEND=noninteractive timeout 600 \
+		    apt-get install -y -q --no-install-recommends postfix \
+		    >/tmp/amanat-bench-apt.log 2>&1; then
+			# the package lists may be missing or stale
+			timeout 300 apt-get update -q \
+			    >>/tmp/amanat-bench-apt.log 2>&1 || true
+			if ! DEBIAN_FRONTEND=noninteractive timeout 600 \
+			    apt-get install -y -q --no-install-recommends \
+			    postfix >>/tmp/amanat-bench-apt.log 2>&1; then
+				echo "bench: apt-get install postfix failed:" >&2
+				tail -n 20 /tmp/amanat-bench-apt.log >&2
+				exit 1
+			fi
+		fi
+		rm -f /tmp/amanat-bench-apt.log
+		smtp_source=/usr/sbin/smtp-source
+		# A system Postfix (the default instance) must not run:
+		# stop it if the package started one.
+		if pgrep -x master >/dev/null 2>&1; then
+			timeout 30 service postfix stop >/dev/null 2>&1 ||
+			    timeout 30 postfix stop >/dev/null 2>&1 || true
+			if command -v systemctl >/dev/null 2>&1; then
+				timeout 30 systemctl disable postfix \
+				    >/dev/null 2>&1 || true
+			fi
+		fi
+	fi
+fi
+if [ $root = 0 ] && [ "$targets" != mailsrv ]; then
+	echo "bench: postfix half skipped: it needs root (postfix start)"
+	targets=mailsrv
+fi
+
+# ---------------------------------------------------------------- helpers
+tmp=""
+pftmp=""
+pf_started=0
+ks_pid=""
+ms_pid=""
+
+# stop_pid PID NAME: SIGTERM, SIGKILL when still there after 10 s.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	n=0
+	while kill -0 "$1" 2>/dev/null && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		echo "bench: $2 ignored SIGTERM; killing it" >&2
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+}
+
+cleanup_mailsrv() {
+	if [ -n "$ms_pid" ]; then
+		stop_pid "$ms_pid" mailsrv
+		ms_pid=""
+	fi
+	if [ -n "$ks_pid" ]; then
+		stop_pid "$ks_pid" keyservice
+		ks_pid=""
+	fi
+	if [ -n "$tmp" ]; then
+		rm -rf "$tmp"
+		tmp=""
+	fi
+}
+
+cleanup_postfix() {
+	if [ $pf_started = 1 ]; then
+		timeout 30 /usr/sbin/postfix -c "$pftmp/etc" stop \
+		    >/dev/null 2>&1 || true
+		# master exits once its children have; wait for it
+		n=0
+		while timeout 5 /usr/lib/postfix/sbin/master -t \
+		    -c "$pftmp/etc" >/dev/null 2>&1; [ $? -ne 0 ] &&
+		    [ $n -lt 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		if [ $n -ge 100 ]; then
+			echo "bench: postfix did not stop; aborting it" >&2
+			timeout 30 /usr/sbin/postfix -c "$pftmp/etc" abort \
+			    >/dev/null 2>&1 || true
+		fi
+		pf_started=0
+	fi
+	if [ -n "$pftmp" ]; then
+		rm -rf "$pftmp"
+		pftmp=""
+	fi
+}
+
+cleanup() {
+	cleanup_mailsrv
+	cleanup_postfix
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, one a line (all
+# sockets are held open until every port is picked, so they differ).
+free_ports() {
+	"$python" -c '
+import socket, sys
+ss = []
+for _ in range(int(sys.argv[1])):
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0))
+	ss.append(s)
+for s in ss:
+	print(s.getsockname()[1])
+' "$1"
+}
+
+# wait_port PORT SECONDS: until 127.0.0.1:PORT accepts a connection.
+wait_port() {
+	"$python" -c '
+import socket, sys, time
+addr = ("127.0.0.1", int(sys.argv[1]))
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+	try:
+		socket.create_connection(addr, 1).close()
+		sys.exit(0)
+	except OSError:
+		time.sleep(0.05)
+sys.exit(1)
+' "$1" "$2"
+}
+
+# wait_count FILE PATTERN N SECONDS: until FILE has N lines matching the
+# extended regular expression PATTERN; prints the last count seen.
+wait_count() {
+	n=0
+	end=$(($(date +%s) + $4))
+	while :; do
+		n=$(grep -cE "$2" "$1" 2>/dev/null || true)
+		[ "${n:-0}" -ge "$3" ] && break
+		[ "$(date +%s)" -lt "$end" ] || break
+		sleep 0.2
+	done
+	echo "${n:-0}"
+}
+
+now_ns() {
+	date +%s%N
+}
+
+# run_source NAME PORT LOG: smtp-source against 127.0.0.1:PORT; sets
+# rate (messages/s, one decimal) and secs (wall seconds).
+run_source() {
+	echo "$1: smtp-source $srcflags 127.0.0.1:$2"
+	t0=$(now_ns)
+	# shellcheck disable=SC2086 # flags are words
+	if ! timeout 600 "$smtp_source" $srcflags "127.0.0.1:$2" \
+	    >"$3" 2>&1; then
+		echo "bench: smtp-source against $1 failed:" >&2
+		tail -n 20 "$3" >&2
+		return 1
+	fi
+	t1=$(now_ns)
+	if [ -s "$3" ]; then
+		echo "bench: smtp-source against $1 reported:" >&2
+		tail -n 20 "$3" >&2
+		return 1
+	fi
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+	rate=$(awk -v n="$count" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')
+	echo "$1: $count messages in $secs s: $rate msg/s"
+}
+
+# ---------------------------------------------------------------- mailsrv
+ms_rate=""
+bench_mailsrv() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/amanat-bench.XXXXXX")
+	conf=$tmp/amanat.conf
+
+	# Every listener gets its own free port; the CRL URL follows
+	# crl_listen.  Hashing is not measured, so Argon2 is made cheap.
+	# shellcheck disable=SC2046 # one port a word
+	set -- $(free_ports 8)
+	sed -e "s/^listen = 127\.0\.0\.1:8444\$/listen = 127.0.0.1:$1/" \
+	    -e "s/^crl_listen = .*/crl_listen = 127.0.0.1:$2/" \
+	    -e "s|^crl_url = .*|crl_url = http://127.0.0.1:$2/crl.der|" \
+	    -e "s/^smtp_listen = .*/smtp_listen = 127.0.0.1:$3/" \
+	    -e "s/^submission_listen = .*/submission_listen = 127.0.0.1:$4/" \
+	    -e "s/^smtps_listen = .*/smtps_listen = 127.0.0.1:$5/" \
+	    -e "s/^imap_listen = .*/imap_listen = 127.0.0.1:$6/" \
+	    -e "s/^imaps_listen = .*/imaps_listen = 127.0.0.1:$7/" \
+	    -e "s/^listen = 127\.0\.0\.1:8443\$/listen = 127.0.0.1:$8/" \
+	    -e "s/^argon2_memory = .*/argon2_memory = 8M/" \
+	    -e "s/^argon2_time = .*/argon2_time = 1/" \
+	    "$top/conf/amanat.conf" > "$conf"
+	ks_port=$1
+	smtp_port=$3
+	old='(8443|8444|8445|2525|2587|2465|2143|2993)'
+	if grep -E "^[a-z_]*listen = .*:$old\$" "$conf" >/dev/null; then
+		echo "bench: a listen port of amanat.conf was not replaced" >&2
+		return 1
+	fi
+
+	if ! timeout 60 "$build/keyservice" -c "$conf" --init --demo \
+	    >"$tmp/init.log" 2>&1; then
+		echo "bench: keyservice --init --demo failed:" >&2
+		tail -n 20 "$tmp/init.log" >&2
+		return 1
+	fi
+	"$build/keyservice" -c "$conf" >"$tmp/keyservice.log" 2>&1 &
+	ks_pid=$!
+	if ! wait_port "$ks_port" 10; then
+		echo "bench: keyservice did not listen on $ks_port:" >&2
+		tail -n 20 "$tmp/keyservice.log" >&2
+		return 1
+	fi
+	mslog=$tmp/mailsrv.log
+	"$build/mailsrv" -c "$conf" >"$mslog" 2>&1 &
+	ms_pid=$!
+	if ! wait_port "$smtp_port" 30; then
+		echo "bench: mailsrv did not listen on $smtp_port:" >&2
+		tail -n 20 "$mslog" >&2
+		return 1
+	fi
+	echo "mailsrv: pid $ms_pid, MX on 127.0.0.1:$smtp_port," \
+	    "queue in $tmp (device $(stat -c %d "$tmp"))"
+
+	run_source mailsrv "$smtp_port" "$tmp/smtp-source.out" || return 1
+	ms_rate=$rate
+	ms_secs=$secs
+
+	# The figure counts only if every message was queued (the 250
+	# comes after the group commit) and then delivered.
+	q=$(grep -c ' smtp queued id=' "$mslog" || true)
+	if [ "${q:-0}" -ne "$count" ]; then
+		echo "bench: mailsrv logged ${q:-0} \"smtp queued\" for" \
+		    "$count messages" >&2
+		tail -n 20 "$mslog" >&2
+		return 1
+	fi
+	d=$(wait_count "$mslog" ' delivery id=[^ ]* to=<[^>]*> state=sent ' \
+	    "$count" 120)
+	if [ "$d" -ne "$count" ]; then
+		echo "bench: mailsrv delivered $d of $count messages" \
+		    "within 120 s" >&2
+		grep -E 'warn|error|state=(deferred|failed)' "$mslog" |
+		    tail -n 20 >&2
+		return 1
+	fi
+	if ! kill -0 "$ms_pid" 2>/dev/null; then
+		echo "bench: mailsrv exited during the run:" >&2
+		tail -n 20 "$mslog" >&2
+		return 1
+	fi
+	echo "mailsrv: $q queued (smtp queued), $d delivered (state=sent)"
+	cleanup_mailsrv
+}
+
+# ---------------------------------------------------------------- postfix
+pf_rate=""
+bench_postfix() {
+	pftmp=$(mktemp -d "${TMPDIR:-/tmp}/amanat-bench-postfix.XXXXXX")
+	chmod 755 "$pftmp"
+	mkdir -m 755 "$pftmp/etc" "$pftmp/queue" "$pftmp/log"
+	mkdir -m 700 "$pftmp/data"
+	chown postfix "$pftmp/data"
+	pf_port=$(free_ports 1)
+	pflog=$pftmp/log/maillog
+
+	# Loopback only, every address of the test domain is local and
+	# goes to discard(8); anti-abuse limits off for loopback; no
+	# DNS; logs to a file (postlogd).  The queue keeps Postfix's
+	# default durability (cleanup fsync()s the queue file before 250).
+	cat >"$pftmp/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pftmp/queue
+data_directory = $pftmp/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench-postfix.localdomain
+mydomain = localdomain
+myorigin = \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination = finance.amanat.test
+mynetworks = 127.0.0.0/8
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard:
+default_transport = discard:
+relay_transport = discard:
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_client_connection_rate_limit = 0
+smtpd_client_connection_count_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_client_recipient_rate_limit = 0
+smtpd_peername_lookup = no
+default_process_limit = 100
+disable_dns_lookups = yes
+smtp_dns_support_level = disabled
+append_dot_mydomain = no
+biff = no
+maillog_file = $pflog
+maillog_file_prefixes = $pftmp/log
+EOF
+	cat >"$pftmp/etc/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+127.0.0.1:$pf_port inet n -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+	if ! timeout 60 /usr/sbin/postfix -c "$pftmp/etc" check \
+	    >"$pftmp/check.log" 2>&1; then
+		echo "bench: postfix check failed:" >&2
+		tail -n 20 "$pftmp/check.log" >&2
+		return 1
+	fi
+	if ! timeout 60 /usr/sbin/postfix -c "$pftmp/etc" start \
+	    >"$pftmp/start.log" 2>&1; then
+		echo "bench: postfix start failed:" >&2
+		tail -n 20 "$pftmp/start.log" "$pflog" >&2
+		return 1
+	fi
+	pf_started=1
+	if ! wait_port "$pf_port" 30; then
+		echo "bench: postfix did not listen on $pf_port:" >&2
+		tail -n 20 "$pflog" >&2
+		return 1
+	fi
+	echo "postfix: $(/usr/sbin/postconf -c "$pftmp/etc" -h mail_version)," \
+	    "smtpd on 127.0.0.1:$pf_port, queue in $pftmp/queue" \
+	    "(device $(stat -c %d "$pftmp/queue"))"
+
+	run_source postfix "$pf_port" "$pftmp/smtp-source.out" || return 1
+	pf_rate=$rate
+	pf_secs=$secs
+
+	d=$(wait_count "$pflog" ' status=sent \(' "$count" 120)
+	q=$(grep -cE ' postfix/qmgr\[[0-9]+\]: [0-9A-Za-z]+: from=<' \
+	    "$pflog" || true)
+	if [ "$d" -ne "$count" ] || [ "${q:-0}" -ne "$count" ]; then
+		echo "bench: postfix queued ${q:-0} and delivered $d of" \
+		    "$count messages within 120 s" >&2
+		grep -E 'warning|error|fatal|panic' "$pflog" | tail -n 20 >&2
+		return 1
+	fi
+	echo "postfix: $q queued (qmgr from=), $d delivered (discard" \
+	    "status=sent)"
+	cleanup_postfix
+}
+
+# ---------------------------------------------------------------- main
+echo "$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' \
+    /proc/cpuinfo | head -n 1); $sessions sessions, $size-byte payload," \
+    "$count messages; temporary dirs in ${TMPDIR:-/tmp}" \
+    "($(df -P "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $1 }'))"
+status=0
+for t in $targets; do
+	case $t in
+	mailsrv) bench_mailsrv || status=1 ;;
+	postfix) bench_postfix || status=1 ;;
+	*)
+		echo "bench: unknown smtp target $t" >&2
+		status=1
+		;;
+	esac
+	cleanup
+done
+
+kib=$(awk -v s="$size" 'BEGIN { printf "%g", s / 1024 }')
+conn="one message per connection"
+[ "$reuse" = yes ] && conn="several messages per connection"
+if [ -n "$ms_rate" ] && [ -n "$pf_rate" ]; then
+	ratio=$(awk -v a="$ms_rate" -v b="$pf_rate" \
+	    'BEGIN { printf "%.2f", a / b }')
+	echo "smtp durable accept: mailsrv $ms_rate msg/s, postfix $pf_rate" \
+	    "msg/s, ratio $ratio ($sessions sessions, $kib KiB, $count" \
+	    "messages, $conn)"
+	if awk -v r="$ratio" 'BEGIN { exit !(r >= 5) }'; then
+		echo "smtp target (5x postfix): met"
+	else
+		echo "smtp target (5x postfix): NOT met"
+	fi
+elif [ -n "$ms_rate" ]; then
+	echo "smtp durable accept: mailsrv $ms_rate msg/s ($sessions" \
+	    "sessions, $kib KiB, $count messages, $conn; postfix not run)"
+elif [ -n "$pf_rate" ]; then
+	echo "smtp durable accept: postfix $pf_rate msg/s ($sessions" \
+	    "sessions, $kib KiB, $count messages, $conn; mailsrv not run)"
+fi
+exit $status
