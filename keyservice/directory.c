@@ -790,6 +790,12 @@ dir_cert_list(struct dir *d, const char *address, json_t **out)
 }
 
 int
+dir_cert_by_subject(struct dir *d, const char *subject, json_t **out)
+{
+	return dir_scan(d, d->certs, "subject", subject, out);
+}
+
+int
 dir_cert_revoked(struct dir *d, json_t **out)
 {
 	return dir_scan(d, d->certs, "status", "revoked", out);

@@ -97,6 +97,8 @@ int	dir_cert_put(struct dir *, json_t *);
 int	dir_cert_get(struct dir *, const char *, json_t **);
 /* Certificates of an address (any kind, any status). */
 int	dir_cert_list(struct dir *, const char *, json_t **);
+/* Certificates whose subject CN is exactly subject. */
+int	dir_cert_by_subject(struct dir *, const char *, json_t **);
 /* Revoke: ERR_EXISTS if already revoked. *out the new record. */
 int	dir_cert_revoke(struct dir *, const char *, const char *, int64_t,
 	    json_t **);

@@ -92,6 +92,11 @@ ks_issue_files(struct keyservice *ks, enum ca_profile profile,
 	return rc;
 }
 
+/*
+ * A principal's Ed25519 signing key (audit checkpoints), escrowed, and a
+ * certificate for it (CN "sign:<principal>") so that anyone holding the
+ * CA certificate can verify what it signed, offline.
+ */
 static int
 ks_signing_key(struct keyservice *ks, const char *principal)
 {
@@ -103,7 +108,9 @@ ks_signing_key(struct keyservice *ks, const char *principal)
 	snprintf(ctx, sizeof(ctx), "sign:%s", principal);
 	if ((rc = ca_newkey_ed25519(&key)) < 0)
 		return rc;
-	rc = ks_escrow_key(ks, name, KS_NODE_KEY_ID, ctx, key);
+	if ((rc = ks_escrow_key(ks, name, KS_NODE_KEY_ID, ctx, key)) == 0)
+		rc = ks_cert_issue(ks, CA_PROFILE_CLIENT, key, ctx, NULL, NULL,
+		    NULL);
 	EVP_PKEY_free(key);
 	return rc;
 }
