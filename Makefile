@@ -52,9 +52,11 @@ LIBCLI		= $(BUILD)/libcli.a
 PROGS	= $(BUILD)/keyservice $(BUILD)/mailsrv $(BUILD)/docstore $(BUILD)/amanat
 
 UNIT_SRC	= $(wildcard tests/unit/test_*.c)
+# Test tools the e2e tests run (read the encrypted store and queue).
+TOOLS		= $(BUILD)/tools/store_dump
 UNIT_BIN	= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run check unit e2e fuzz bench lint clean distclean
+.PHONY: all deps run check unit e2e fuzz bench lint clean distclean tools
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -90,6 +92,12 @@ unitlib = $(if $(filter test_keyservice_%,$(1)),$(LIBKS),$(if $(filter test_mail
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
+
+$(BUILD)/tools/store_dump: $(call obj,tests/tools/store_dump.c) $(LIBMAIL) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+tools: $(TOOLS)
 
 # ---------------------------------------------------------------- deps
 # Every Debian package the build, the tests and the demo need.
@@ -128,7 +136,7 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
 check: deps
-	@$(MAKE) --no-print-directory BUILD=$(SANBUILD) SAN=1 all unit-bins
+	@$(MAKE) --no-print-directory BUILD=$(SANBUILD) SAN=1 all unit-bins tools
 	@$(MAKE) --no-print-directory lint
 	@tests/run-all $(SANBUILD) $(PYTHON)
 
@@ -137,7 +145,7 @@ unit-bins: $(UNIT_BIN)
 # Run only the unit tests, or only the e2e tests, of the normal build.
 unit: all unit-bins
 	@tests/run-all $(BUILD) $(PYTHON) unit
-e2e: all
+e2e: all tools
 	@tests/run-all $(BUILD) $(PYTHON) e2e
 
 FUZZ_SECONDS ?= 60

@@ -33,6 +33,8 @@
 #                         (smtp-source -d); default: one message per
 #                         connection, like most MX traffic
 #   BENCH_SMTP_TARGETS    "mailsrv postfix" (default), or either alone
+#   BENCH_SMTP_KEEP       non-empty: keep the temporary directories
+#                         (logs, queues) for a look afterwards
 #   BENCH_PYTHON          python3 for the port helper (default
 #                         /usr/bin/python3)
 # Every step is bounded in time (timeout(1)).  Exits non-zero when a run
@@ -55,6 +57,7 @@ size=${BENCH_SMTP_SIZE:-5120}
 reuse=${BENCH_SMTP_REUSE:-no}
 targets=${BENCH_SMTP_TARGETS:-mailsrv postfix}
 python=${BENCH_PYTHON:-/usr/bin/python3}
+keep=${BENCH_SMTP_KEEP:-}
 sender=sender@example.org
 rcpt=bob@finance.amanat.test
 srcflags="-s $sessions -l $size -m $count -f $sender -t $rcpt -M client.example.org"
@@ -148,32 +151,47 @@ cleanup_mailsrv() {
 		stop_pid "$ks_pid" keyservice
 		ks_pid=""
 	fi
-	if [ -n "$tmp" ]; then
+	if [ -n "$tmp" ] && [ -n "$keep" ]; then
+		echo "bench: kept $tmp" >&2
+		tmp=""
+	elif [ -n "$tmp" ]; then
 		rm -rf "$tmp"
 		tmp=""
 	fi
 }
 
-cleanup_postfix() {
-	if [ $pf_started = 1 ]; then
-		timeout 30 /usr/sbin/postfix -c "$pftmp/etc" stop \
+# pf_running: the throw-away Postfix's master still runs (master -t
+# succeeds when master.pid is missing or not locked).
+pf_running() {
+	! timeout 5 /usr/lib/postfix/sbin/master -t -c "$pftmp/etc" \
+	    >/dev/null 2>&1
+}
+
+# pf_stop: stop the throw-away Postfix (if started) and wait for it.
+pf_stop() {
+	[ $pf_started = 1 ] || return 0
+	timeout 30 /usr/sbin/postfix -c "$pftmp/etc" stop \
+	    >/dev/null 2>&1 || true
+	# master exits once its children have; wait for it
+	n=0
+	while pf_running && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if [ $n -ge 100 ]; then
+		echo "bench: postfix did not stop; aborting it" >&2
+		timeout 30 /usr/sbin/postfix -c "$pftmp/etc" abort \
 		    >/dev/null 2>&1 || true
-		# master exits once its children have; wait for it
-		n=0
-		while timeout 5 /usr/lib/postfix/sbin/master -t \
-		    -c "$pftmp/etc" >/dev/null 2>&1; [ $? -ne 0 ] &&
-		    [ $n -lt 100 ]; do
-			sleep 0.1
-			n=$((n + 1))
-		done
-		if [ $n -ge 100 ]; then
-			echo "bench: postfix did not stop; aborting it" >&2
-			timeout 30 /usr/sbin/postfix -c "$pftmp/etc" abort \
-			    >/dev/null 2>&1 || true
-		fi
-		pf_started=0
 	fi
-	if [ -n "$pftmp" ]; then
+	pf_started=0
+}
+
+cleanup_postfix() {
+	pf_stop
+	if [ -n "$pftmp" ] && [ -n "$keep" ]; then
+		echo "bench: kept $pftmp" >&2
+		pftmp=""
+	elif [ -n "$pftmp" ]; then
 		rm -rf "$pftmp"
 		pftmp=""
 	fi
@@ -236,6 +254,26 @@ now_ns() {
 	date +%s%N
 }
 
+# warm_up NAME PORT LOG PATTERN: one message (one session), then wait
+# until LOG has a line matching PATTERN (its delivery).  mailsrv creates
+# the recipient's mailbox (and its key) on the first delivery, which is
+# not what is measured.
+warm_up() {
+	# shellcheck disable=SC2086 # flags are words
+	if ! timeout 60 "$smtp_source" -s 1 -l "$size" -m 1 -f "$sender" \
+	    -t "$rcpt" -M client.example.org "127.0.0.1:$2" \
+	    >"$3.warm" 2>&1 || [ -s "$3.warm" ]; then
+		echo "bench: warm-up message to $1 failed:" >&2
+		tail -n 20 "$3.warm" >&2
+		return 1
+	fi
+	if [ "$(wait_count "$3" "$4" 1 30)" -lt 1 ]; then
+		echo "bench: warm-up message to $1 not delivered in 30 s:" >&2
+		tail -n 20 "$3" >&2
+		return 1
+	fi
+}
+
 # run_source NAME PORT LOG: smtp-source against 127.0.0.1:PORT; sets
 # rate (messages/s, one decimal) and secs (wall seconds).
 run_source() {
@@ -261,31 +299,47 @@ run_source() {
 
 # ---------------------------------------------------------------- mailsrv
 ms_rate=""
-bench_mailsrv() {
+
+# ms_node: a throw-away node in $tmp with keyservice and mailsrv running;
+# returns 2 when a port picked as free was taken meanwhile (retry).
+ms_node() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/amanat-bench.XXXXXX")
 	conf=$tmp/amanat.conf
 
-	# Every listener gets its own free port; the CRL URL follows
-	# crl_listen.  Hashing is not measured, so Argon2 is made cheap.
-	# shellcheck disable=SC2046 # one port a word
-	set -- $(free_ports 8)
-	sed -e "s/^listen = 127\.0\.0\.1:8444\$/listen = 127.0.0.1:$1/" \
-	    -e "s/^crl_listen = .*/crl_listen = 127.0.0.1:$2/" \
-	    -e "s|^crl_url = .*|crl_url = http://127.0.0.1:$2/crl.der|" \
-	    -e "s/^smtp_listen = .*/smtp_listen = 127.0.0.1:$3/" \
-	    -e "s/^submission_listen = .*/submission_listen = 127.0.0.1:$4/" \
-	    -e "s/^smtps_listen = .*/smtps_listen = 127.0.0.1:$5/" \
-	    -e "s/^imap_listen = .*/imap_listen = 127.0.0.1:$6/" \
-	    -e "s/^imaps_listen = .*/imaps_listen = 127.0.0.1:$7/" \
-	    -e "s/^listen = 127\.0\.0\.1:8443\$/listen = 127.0.0.1:$8/" \
-	    -e "s/^argon2_memory = .*/argon2_memory = 8M/" \
-	    -e "s/^argon2_time = .*/argon2_time = 1/" \
-	    "$top/conf/amanat.conf" > "$conf"
-	ks_port=$1
-	smtp_port=$3
-	old='(8443|8444|8445|2525|2587|2465|2143|2993)'
-	if grep -E "^[a-z_]*listen = .*:$old\$" "$conf" >/dev/null; then
-		echo "bench: a listen port of amanat.conf was not replaced" >&2
+	# Every listener ("*listen = host:port", whatever the section) gets
+	# its own free port; the CRL URL follows crl_listen.  Hashing is not
+	# measured, so Argon2 is made cheap.  $tmp/ports: "[section] key
+	# port" for each listener.
+	src=$top/conf/amanat.conf
+	nlisten=$(grep -cE '^[a-z_]*listen = ' "$src" || true)
+	awk -v ports="$(free_ports "${nlisten:-0}" | tr '\n' ' ')" \
+	    -v map="$tmp/ports" '
+	BEGIN { split(ports, p, " "); i = 0 }
+	/^\[/ { sec = $1 }
+	/^[a-z_]*listen = / {
+		i++
+		sub(/:[0-9]+$/, ":" p[i])
+		if ($1 == "crl_listen")
+			crl = p[i]
+		print sec, $1, p[i] > map
+		print
+		next
+	}
+	/^crl_url = / && crl != "" {
+		print "crl_url = http://127.0.0.1:" crl "/crl.der"
+		next
+	}
+	/^argon2_memory = / { print "argon2_memory = 8M"; next }
+	/^argon2_time = / { print "argon2_time = 1"; next }
+	{ print }
+	' "$src" >"$conf"
+	ks_port=$(awk '$1 == "[keyservice]" && $2 == "listen" { print $3 }' \
+	    "$tmp/ports")
+	smtp_port=$(awk '$1 == "[mailsrv]" && $2 == "smtp_listen" \
+	    { print $3 }' "$tmp/ports")
+	if [ -z "$ks_port" ] || [ -z "$smtp_port" ] ||
+	    ! grep -q "^crl_url = http://127.0.0.1:[0-9]*/crl.der\$" "$conf"; then
+		echo "bench: could not move the listeners of $src" >&2
 		return 1
 	fi
 
@@ -298,6 +352,8 @@ bench_mailsrv() {
 	"$build/keyservice" -c "$conf" >"$tmp/keyservice.log" 2>&1 &
 	ks_pid=$!
 	if ! wait_port "$ks_port" 10; then
+		grep -q 'Address already in use' "$tmp/keyservice.log" &&
+		    return 2
 		echo "bench: keyservice did not listen on $ks_port:" >&2
 		tail -n 20 "$tmp/keyservice.log" >&2
 		return 1
@@ -306,33 +362,53 @@ bench_mailsrv() {
 	"$build/mailsrv" -c "$conf" >"$mslog" 2>&1 &
 	ms_pid=$!
 	if ! wait_port "$smtp_port" 30; then
+		grep -q 'Address already in use' "$mslog" && return 2
 		echo "bench: mailsrv did not listen on $smtp_port:" >&2
 		tail -n 20 "$mslog" >&2
 		return 1
 	fi
+}
+
+bench_mailsrv() {
+	attempt=1
+	while :; do
+		rc=0
+		ms_node || rc=$?
+		[ $rc = 0 ] && break
+		cleanup_mailsrv
+		if [ $rc != 2 ] || [ $attempt -ge 3 ]; then
+			[ $rc = 2 ] && echo "bench: mailsrv node: ports taken" \
+			    "by others three times" >&2
+			return 1
+		fi
+		echo "bench: a port picked for the node was taken" \
+		    "meanwhile; retrying with others"
+		attempt=$((attempt + 1))
+	done
 	echo "mailsrv: pid $ms_pid, MX on 127.0.0.1:$smtp_port," \
 	    "queue in $tmp (device $(stat -c %d "$tmp"))"
 
+	sent=' delivery id=[^ ]* to=<[^>]*> state=sent '
+	warm_up mailsrv "$smtp_port" "$mslog" "$sent" || return 1
 	run_source mailsrv "$smtp_port" "$tmp/smtp-source.out" || return 1
 	ms_rate=$rate
-	ms_secs=$secs
 
 	# The figure counts only if every message was queued (the 250
 	# comes after the group commit) and then delivered.
-	q=$(grep -c ' smtp queued id=' "$mslog" || true)
-	if [ "${q:-0}" -ne "$count" ]; then
-		echo "bench: mailsrv logged ${q:-0} \"smtp queued\" for" \
+	# (plus the warm-up message)
+	q=$(($(grep -c ' smtp queued id=' "$mslog" || true) - 1))
+	if [ "$q" -ne "$count" ]; then
+		echo "bench: mailsrv logged $q \"smtp queued\" for" \
 		    "$count messages" >&2
 		tail -n 20 "$mslog" >&2
 		return 1
 	fi
-	d=$(wait_count "$mslog" ' delivery id=[^ ]* to=<[^>]*> state=sent ' \
-	    "$count" 120)
+	d=$(($(wait_count "$mslog" "$sent" $((count + 1)) 120) - 1))
 	if [ "$d" -ne "$count" ]; then
 		echo "bench: mailsrv delivered $d of $count messages" \
 		    "within 120 s" >&2
-		grep -E 'warn|error|state=(deferred|failed)' "$mslog" |
-		    tail -n 20 >&2
+		grep -E ' (warn|error|fatal)' "$mslog" | head -n 10 >&2
+		grep -E ' state=(deferred|failed) ' "$mslog" | head -n 10 >&2
 		return 1
 	fi
 	if ! kill -0 "$ms_pid" 2>/dev/null; then
@@ -352,7 +428,6 @@ bench_postfix() {
 	mkdir -m 755 "$pftmp/etc" "$pftmp/queue" "$pftmp/log"
 	mkdir -m 700 "$pftmp/data"
 	chown postfix "$pftmp/data"
-	pf_port=$(free_ports 1)
 	pflog=$pftmp/log/maillog
 
 	# Loopback only, every address of the test domain is local and
@@ -393,7 +468,12 @@ biff = no
 maillog_file = $pflog
 maillog_file_prefixes = $pftmp/log
 EOF
-	cat >"$pftmp/etc/master.cf" <<EOF
+	# smtpd on a free port; when another program takes it before
+	# master binds it, again with another.
+	attempt=1
+	while :; do
+		pf_port=$(free_ports 1)
+		cat >"$pftmp/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$pf_port inet n -       n       -       -       smtpd
 pickup    unix  n       -       n       60      1       pickup
@@ -415,37 +495,47 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
-	if ! timeout 60 /usr/sbin/postfix -c "$pftmp/etc" check \
-	    >"$pftmp/check.log" 2>&1; then
-		echo "bench: postfix check failed:" >&2
-		tail -n 20 "$pftmp/check.log" >&2
-		return 1
-	fi
-	if ! timeout 60 /usr/sbin/postfix -c "$pftmp/etc" start \
-	    >"$pftmp/start.log" 2>&1; then
-		echo "bench: postfix start failed:" >&2
-		tail -n 20 "$pftmp/start.log" "$pflog" >&2
-		return 1
-	fi
-	pf_started=1
-	if ! wait_port "$pf_port" 30; then
+		if [ $attempt = 1 ] && ! timeout 60 /usr/sbin/postfix \
+		    -c "$pftmp/etc" check >"$pftmp/check.log" 2>&1; then
+			echo "bench: postfix check failed:" >&2
+			tail -n 20 "$pftmp/check.log" >&2
+			return 1
+		fi
+		if ! timeout 60 /usr/sbin/postfix -c "$pftmp/etc" start \
+		    >"$pftmp/start.log" 2>&1; then
+			echo "bench: postfix start failed:" >&2
+			tail -n 20 "$pftmp/start.log" "$pflog" >&2
+			return 1
+		fi
+		pf_started=1
+		wait_port "$pf_port" 30 && break
+		if grep -q 'Address already in use' "$pflog" \
+		    "$pftmp/start.log" 2>/dev/null && [ $attempt -lt 3 ]; then
+			echo "bench: port $pf_port was taken meanwhile;" \
+			    "retrying with another"
+			pf_stop
+			: >"$pflog"
+			attempt=$((attempt + 1))
+			continue
+		fi
 		echo "bench: postfix did not listen on $pf_port:" >&2
 		tail -n 20 "$pflog" >&2
 		return 1
-	fi
+	done
 	echo "postfix: $(/usr/sbin/postconf -c "$pftmp/etc" -h mail_version)," \
 	    "smtpd on 127.0.0.1:$pf_port, queue in $pftmp/queue" \
 	    "(device $(stat -c %d "$pftmp/queue"))"
 
+	warm_up postfix "$pf_port" "$pflog" ' status=sent \(' || return 1
 	run_source postfix "$pf_port" "$pftmp/smtp-source.out" || return 1
 	pf_rate=$rate
-	pf_secs=$secs
 
-	d=$(wait_count "$pflog" ' status=sent \(' "$count" 120)
-	q=$(grep -cE ' postfix/qmgr\[[0-9]+\]: [0-9A-Za-z]+: from=<' \
-	    "$pflog" || true)
-	if [ "$d" -ne "$count" ] || [ "${q:-0}" -ne "$count" ]; then
-		echo "bench: postfix queued ${q:-0} and delivered $d of" \
+	# (plus the warm-up message)
+	d=$(($(wait_count "$pflog" ' status=sent \(' $((count + 1)) 120) - 1))
+	q=$(($(grep -cE ' postfix/qmgr\[[0-9]+\]: [0-9A-Za-z]+: from=<' \
+	    "$pflog" || true) - 1))
+	if [ "$d" -ne "$count" ] || [ "$q" -ne "$count" ]; then
+		echo "bench: postfix queued $q and delivered $d of" \
 		    "$count messages within 120 s" >&2
 		grep -E 'warning|error|fatal|panic' "$pflog" | tail -n 20 >&2
 		return 1

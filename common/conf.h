@@ -136,6 +136,7 @@ struct amanat_conf {
 		long long	 retry_min;		/* ms */
 		long long	 retry_max;		/* ms */
 		long long	 workers;
+		char		*api_listen;	/* HTTPS admin/audit API */
 		char		*relay_routes;	/* "domain=host:port,..." */
 		char		*relay_tls_domains;	/* TLS required */
 	} mailsrv;

@@ -105,6 +105,8 @@ static const struct conf_knob keyservice_knobs[] = {
 };
 
 static const struct conf_knob mailsrv_knobs[] = {
+	{ "api_listen", CONF_ADDR, OFF(mailsrv.api_listen), 0, 0,
+	    "127.0.0.1:2444", NULL },
 	{ "hostname", CONF_STR, OFF(mailsrv.hostname), 1, 253, "localhost",
 	    NULL },
 	{ "imap_idle_timeout", CONF_DURATION, OFF(mailsrv.imap_idle_timeout),

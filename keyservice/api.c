@@ -17,6 +17,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "common/auditsvc.h"
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -49,6 +50,7 @@ const struct http_route ks_api_routes[] = {
 	{ "GET", "/v1/certs", ks_h_cert_list },
 	{ "GET", "/v1/certs/*", ks_h_cert_get },
 	{ "POST", "/v1/certs/*", ks_h_cert_post },
+	{ "GET", "/v1/audit/*", ks_h_audit },
 	{ NULL, NULL, NULL },
 };
 
@@ -100,6 +102,44 @@ ks_reply_err(struct http_req *req, int rc)
 	}
 }
 
+/* ------------------------------------------------------------ audit */
+
+struct ks_audited_reply {
+	struct http_req	*req;
+	int		 status;
+	json_t		*body;
+};
+
+static void
+ks_audited_cb(void *arg, int rc, uint64_t index)
+{
+	struct ks_audited_reply	*r = arg;
+
+	if (rc < 0) {
+		/* fail-closed: nothing is handed out without its record */
+		json_decref(r->body);
+		http_reply_error(r->req, 503, "busy", "audit log unavailable");
+	} else
+		http_reply_json(r->req, r->status, r->body);
+	free(r);
+}
+
+void
+ks_audited(struct keyservice *ks, struct http_req *req, const char *actor,
+    const char *dept, const char *src, const char *action,
+    const char *object, int outcome, int status, json_t *body)
+{
+	struct ks_audited_reply	*r = xcalloc(1, sizeof(*r));
+
+	r->req = req;
+	r->status = status;
+	r->body = body;
+	if (ks->audit == NULL || auditsvc_record(ks->audit, actor, dept,
+	    src ? src : http_req_peer(req), action, object, outcome,
+	    http_req_id(req), NULL, ks_audited_cb, r) < 0)
+		ks_audited_cb(r, ERR_IO, 0);
+}
+
 void
 ks_h_healthz(struct http_req *req, void *arg)
 {
@@ -107,20 +147,29 @@ ks_h_healthz(struct http_req *req, void *arg)
 	    "service", "keyservice"));
 }
 
+/* Refuse (403) if reply is set; -1 either way. */
+static int
+ks_deny(struct http_req *req, int reply, const char *code, const char *msg)
+{
+	if (reply)
+		http_reply_error(req, 403, code, "%s", msg);
+	return -1;
+}
+
 static int
 ks_auth_user(struct keyservice *ks, struct http_req *req,
-    struct ks_caller *c)
+    struct ks_caller *c, int reply)
 {
 	json_t		*user;
 	const char	*status;
 
 	if (dir_user_get(ks->dir, c->name, &user) < 0)
-		return ks_forbid(req, "certificate names no known user");
+		return ks_deny(req, reply, "forbidden",
+		    "certificate names no known user");
 	status = json_string_value(json_object_get(user, "status"));
 	if (status == NULL || strcmp(status, "active") != 0) {
 		json_decref(user);
-		http_reply_error(req, 403, "suspended", "user is suspended");
-		return -1;
+		return ks_deny(req, reply, "suspended", "user is suspended");
 	}
 	c->user = 1;
 	c->dept_admin = dir_user_has_role(user, "dept-admin");
@@ -156,10 +205,26 @@ ks_auth_slot(const char *serial)
 }
 
 static int	ks_auth_resolve(struct keyservice *, struct http_req *,
-		    struct ks_caller *);
+		    struct ks_caller *, int);
+static int	ks_auth_any(struct keyservice *, struct http_req *,
+		    struct ks_caller *, int);
 
 int
 ks_auth(struct keyservice *ks, struct http_req *req, struct ks_caller *c)
+{
+	return ks_auth_any(ks, req, c, 1);
+}
+
+int
+ks_auth_quiet(struct keyservice *ks, struct http_req *req,
+    struct ks_caller *c)
+{
+	return ks_auth_any(ks, req, c, 0);
+}
+
+static int
+ks_auth_any(struct keyservice *ks, struct http_req *req, struct ks_caller *c,
+    int reply)
 {
 	struct net_conn		*nc = http_req_conn(req);
 	SSL			*ssl = nc ? net_conn_ssl(nc) : NULL;
@@ -169,14 +234,15 @@ ks_auth(struct keyservice *ks, struct http_req *req, struct ks_caller *c)
 	uint64_t		 epoch = dir_epoch(ks->dir) + 1;
 
 	if (ssl == NULL || (cert = SSL_get0_peer_certificate(ssl)) == NULL)
-		return ks_forbid(req, "a client certificate is required");
+		return ks_deny(req, reply, "forbidden",
+		    "a client certificate is required");
 	ca_serial_hex(serial, cert);
 	e = ks_auth_slot(serial);
 	if (e->epoch == epoch && strcmp(e->caller.serial, serial) == 0) {
 		*c = e->caller;
 		return 0;
 	}
-	if (ks_auth_resolve(ks, req, c) < 0)
+	if (ks_auth_resolve(ks, req, c, reply) < 0)
 		return -1;
 	e->epoch = epoch;
 	e->caller = *c;
@@ -185,7 +251,7 @@ ks_auth(struct keyservice *ks, struct http_req *req, struct ks_caller *c)
 
 static int
 ks_auth_resolve(struct keyservice *ks, struct http_req *req,
-    struct ks_caller *c)
+    struct ks_caller *c, int reply)
 {
 	struct net_conn	*nc = http_req_conn(req);
 	SSL		*ssl = nc ? net_conn_ssl(nc) : NULL;
@@ -197,26 +263,26 @@ ks_auth_resolve(struct keyservice *ks, struct http_req *req,
 	memset(c, 0, sizeof(*c));
 	if (ssl == NULL || (cert = SSL_get0_peer_certificate(ssl)) == NULL ||
 	    tls_peer_cn(c->name, sizeof(c->name), ssl) < 0)
-		return ks_forbid(req, "a client certificate is required");
+		return ks_deny(req, reply, "forbidden", "a client certificate is required");
 	ca_serial_hex(c->serial, cert);
 	if (dir_cert_get(ks->dir, c->serial, &rec) < 0)
-		return ks_forbid(req, "client certificate is not on record");
+		return ks_deny(req, reply, "forbidden", "client certificate is not on record");
 	s = json_string_value(json_object_get(rec, "status"));
 	ok = s != NULL && strcmp(s, "valid") == 0;
 	json_decref(rec);
 	if (!ok)
-		return ks_forbid(req, "client certificate is revoked");
+		return ks_deny(req, reply, "forbidden", "client certificate is revoked");
 	if (strchr(c->name, '@') != NULL) {
 		char	norm[DIR_ADDRESS_MAX + 1];
 
 		if (dir_address_norm(norm, c->name, NULL) < 0)
-			return ks_forbid(req, "certificate names no valid "
+			return ks_deny(req, reply, "forbidden", "certificate names no valid "
 			    "address");
 		snprintf(c->name, sizeof(c->name), "%s", norm);
-		return ks_auth_user(ks, req, c);
+		return ks_auth_user(ks, req, c, reply);
 	}
 	if (dir_principal_get(ks->dir, c->name, &rec) < 0)
-		return ks_forbid(req, "certificate names no known principal");
+		return ks_deny(req, reply, "forbidden", "certificate names no known principal");
 	s = json_string_value(json_object_get(rec, "role"));
 	c->admin = s != NULL && strcmp(s, "admin") == 0;
 	c->service = s != NULL && strcmp(s, "service") == 0;

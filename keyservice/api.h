@@ -26,8 +26,19 @@ struct ks_caller {
  * returned: the handler returns at once.
  */
 int	ks_auth(struct keyservice *, struct http_req *, struct ks_caller *);
+/* The same without a reply on failure (the caller answers). */
+int	ks_auth_quiet(struct keyservice *, struct http_req *,
+	    struct ks_caller *);
 /* May the caller manage department dept (admin, or its dept-admin)? */
 int	ks_may_manage(const struct ks_caller *, const char *);
+/*
+ * Record the action in the audit log, then reply status with body (a
+ * reference is stolen) once the record is durable; 503 if it cannot be
+ * written (fail-closed).  src NULL: the connection's peer.
+ */
+void	ks_audited(struct keyservice *, struct http_req *, const char *,
+	    const char *, const char *, const char *, const char *, int, int,
+	    json_t *);
 /* Reply 403 forbidden with a message; returns -1. */
 int	ks_forbid(struct http_req *, const char *);
 /* Reply with the HTTP error for an enum err, with err_msg(). */
@@ -77,6 +88,7 @@ void	ks_user_smime(struct keyservice *, struct http_req *,
 	    const struct ks_caller *, const char *);
 void	ks_user_export(struct keyservice *, struct http_req *,
 	    const struct ks_caller *, const char *);
+void	ks_h_audit(struct http_req *, void *);	/* ks_audit.c */
 void	ks_h_pub_crl_pem(struct http_req *, void *);
 void	ks_h_pub_crl_der(struct http_req *, void *);
 void	ks_h_pub_ca(struct http_req *, void *);

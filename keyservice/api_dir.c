@@ -61,7 +61,8 @@ ks_h_dept_add(struct http_req *req, void *arg)
 			json_object_del(dept, "v");
 			log_info("keyservice dept added name=%s by=%s", name,
 			    c.name);
-			http_reply_json(req, 201, dept);
+			ks_audited(ks, req, c.name, c.dept, NULL, "dept.add",
+			    name, AUDIT_OK, 201, dept);
 		}
 	}
 	json_decref(body);
@@ -131,6 +132,7 @@ struct ks_pwjob {
 	char			 address[DIR_ADDRESS_MAX + 1];
 	char			 source[KS_SOURCE_MAX + 1];
 	char			 by[DIR_ADDRESS_MAX + 1];
+	char			 by_service[DIR_ADDRESS_MAX + 1];
 	char			*display;
 	json_t			*roles;
 	char			*password;
@@ -225,7 +227,8 @@ ks_user_add_done(void *arg)
 		if (j->generated)
 			json_object_set_new(user, "password",
 			    json_string(j->password));
-		http_reply_json(j->req, 201, user);
+		ks_audited(j->ks, j->req, j->by, "", NULL, "user.add",
+		    j->address, AUDIT_OK, 201, user);
 	}
 	ks_pwjob_free(j);
 }
@@ -367,7 +370,9 @@ ks_h_user_patch(struct http_req *req, void *arg)
 	} else {
 		log_info("keyservice user updated address=%s by=%s", addr,
 		    c.name);
-		http_reply_json(req, 200, out);
+		ks_audited(ks, req, c.name, c.dept, NULL, json_object_get(body,
+		    "status") ? "user.status" : "user.update", addr, AUDIT_OK,
+		    200, out);
 	}
 	json_decref(body);
 }
@@ -393,7 +398,8 @@ ks_h_user_delete(struct http_req *req, void *arg)
 		return;
 	}
 	log_info("keyservice user deleted address=%s by=%s", addr, c.name);
-	http_reply_json(req, 200, json_pack("{s:s}", "deleted", addr));
+	ks_audited(ks, req, c.name, c.dept, NULL, "user.delete", addr,
+	    AUDIT_OK, 200, json_pack("{s:s}", "deleted", addr));
 }
 
 static void
@@ -413,7 +419,8 @@ ks_passwd_done(void *arg)
 	else {
 		log_info("keyservice password set address=%s by=%s",
 		    j->address, j->by);
-		http_reply_json(j->req, 200, j->generated ?
+		ks_audited(j->ks, j->req, j->by, "", NULL, "user.password",
+		    j->address, AUDIT_OK, 200, j->generated ?
 		    json_pack("{s:s}", "password", j->password) :
 		    json_pack("{s:b}", "changed", 1));
 	}
@@ -501,8 +508,11 @@ ks_auth_done(void *arg)
 		} else {
 			log_info("keyservice auth ok address=%s source=%s",
 			    j->address, j->source);
-			http_reply_json(j->req, 200, json_pack("{s:b,s:o}",
-			    "ok", 1, "user", dir_user_public(user)));
+			ks_audited(ks, j->req, j->address, json_string_value(
+			    json_object_get(user, "dept")), j->source,
+			    "auth.password", j->by_service, AUDIT_OK, 200,
+			    json_pack("{s:b,s:o}", "ok", 1, "user",
+			    dir_user_public(user)));
 		}
 		json_decref(user);
 	} else {
@@ -510,8 +520,10 @@ ks_auth_done(void *arg)
 		    j->source, now);
 		log_info("keyservice auth denied address=%s source=%s",
 		    j->address[0] ? j->address : j->by, j->source);
-		http_reply_error(j->req, 401, "denied",
-		    "wrong address or password");
+		ks_audited(ks, j->req, j->address[0] ? j->address : j->by, "",
+		    j->source, "auth.password", j->by_service, AUDIT_DENIED,
+		    401, json_pack("{s:s,s:s}", "error", "denied", "message",
+		    "wrong address or password"));
 	}
 	ks_pwjob_free(j);
 }
@@ -553,6 +565,7 @@ ks_h_auth_password(struct http_req *req, void *arg)
 	}
 	j = ks_pwjob_new(ks, req, pw);
 	snprintf(j->source, sizeof(j->source), "%s", src);
+	snprintf(j->by_service, sizeof(j->by_service), "%s", c.name);
 	snprintf(j->by, sizeof(j->by), "%s", norm);
 	if (dir_user_get(ks->dir, norm, &user) == 0) {
 		snprintf(j->address, sizeof(j->address), "%s", norm);

@@ -120,7 +120,8 @@ ks_h_key_datakey(struct http_req *req, void *arg)
 		if (rc < 0)
 			ks_reply_err(req, rc);
 		else
-			http_reply_json(req, 200, json_pack("{s:o,s:s,s:s,s:I}",
+			ks_audited(ks, req, c.name, c.dept, NULL, "key.datakey",
+			    ctx, AUDIT_OK, 200, json_pack("{s:o,s:s,s:s,s:I}",
 			    "plaintext", ks_secret_b64(dek, sizeof(dek)),
 			    "wrapped", wrapped, "key_id", id, "version",
 			    (json_int_t)version));
@@ -155,7 +156,8 @@ ks_h_key_unwrap(struct http_req *req, void *arg)
 		if (rc < 0)
 			ks_reply_err(req, rc);
 		else
-			http_reply_json(req, 200, json_pack("{s:o}",
+			ks_audited(ks, req, c.name, c.dept, NULL, "key.unwrap",
+			    ctx, AUDIT_OK, 200, json_pack("{s:o}",
 			    "plaintext", ks_secret_b64(plain, len)));
 		xfreezero(plain, len);
 	}
@@ -188,7 +190,8 @@ ks_h_key_rewrap(struct http_req *req, void *arg)
 		    (rc = keys_describe(nw, id, sizeof(id), NULL)) < 0)
 			ks_reply_err(req, rc);
 		else
-			http_reply_json(req, 200, json_pack("{s:s,s:s,s:I}",
+			ks_audited(ks, req, c.name, c.dept, NULL, "key.rewrap",
+			    ctx, AUDIT_OK, 200, json_pack("{s:s,s:s,s:I}",
 			    "wrapped", nw, "key_id", id, "version",
 			    (json_int_t)version));
 		free(nw);
@@ -256,8 +259,9 @@ ks_h_key_post(struct http_req *req, void *arg)
 	}
 	log_info("keyservice key rotated key_id=%s version=%u by=%s", id,
 	    version, c.name);
-	http_reply_json(req, 200, json_pack("{s:s,s:I}", "key_id", id,
-	    "version", (json_int_t)version));
+	ks_audited(ks, req, c.name, c.dept, NULL, "key.rotate", id, AUDIT_OK,
+	    200, json_pack("{s:s,s:I}", "key_id", id, "version",
+	    (json_int_t)version));
 }
 
 /* ------------------------------------------------------------ signing */
@@ -332,7 +336,8 @@ ks_h_sign_cms(struct http_req *req, void *arg)
 	log_info("keyservice cms signed signer=%s bytes=%zu by=%s", addr, len,
 	    c.name);
 	b = b64_encode(cms, cmslen);
-	http_reply_json(req, 200, json_pack("{s:s,s:s}", "cms", b, "serial",
+	ks_audited(ks, req, c.name, c.dept, NULL, "sign.cms", addr, AUDIT_OK,
+	    200, json_pack("{s:s,s:s}", "cms", b, "serial",
 	    json_string_value(json_object_get(rec, "serial"))));
 	free(b);
 done:
@@ -376,7 +381,8 @@ ks_h_sign_raw(struct http_req *req, void *arg)
 			ks_reply_err(req, rc);
 		else {
 			b = b64_encode(sig, siglen);
-			http_reply_json(req, 200, json_pack("{s:s,s:s,s:s}",
+			ks_audited(ks, req, c.name, c.dept, NULL, "sign.raw",
+			    name + 5, AUDIT_OK, 200, json_pack("{s:s,s:s,s:s}",
 			    "signature", b, "alg", "ed25519", "key_id",
 			    name + 5));
 			free(b);

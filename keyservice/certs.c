@@ -146,7 +146,8 @@ ks_smime_done(void *arg)
 	else {
 		log_info("keyservice smime issued address=%s by=%s", j->addr,
 		    j->by);
-		http_reply_json(j->req, 201, out);
+		ks_audited(j->ks, j->req, j->by, "", NULL, "cert.issue",
+		    j->addr, AUDIT_OK, 201, out);
 	}
 	ks_certjob_free(j);
 }
@@ -248,7 +249,8 @@ ks_export_done(void *arg)
 		log_info("keyservice keys exported address=%s by=%s", j->addr,
 		    j->by);
 		b = b64_encode(j->p12, j->p12len);
-		http_reply_json(j->req, 200, json_pack("{s:s}", "pkcs12", b));
+		ks_audited(j->ks, j->req, j->by, "", NULL, "cert.export",
+		    j->addr, AUDIT_OK, 200, json_pack("{s:s}", "pkcs12", b));
 		explicit_bzero(b, strlen(b));
 		free(b);
 	}
@@ -355,7 +357,8 @@ ks_h_cert_client(struct http_req *req, void *arg)
 	}
 	json_object_del(rec, "v");
 	log_info("keyservice client cert issued subject=%s by=%s", cn, c.name);
-	http_reply_json(req, 201, rec);
+	ks_audited(ks, req, c.name, c.dept, NULL, "cert.issue", cn, AUDIT_OK,
+	    201, rec);
 done:
 	X509_REQ_free(csr);
 	json_decref(body);
@@ -486,7 +489,8 @@ ks_h_cert_post(struct http_req *req, void *arg)
 	log_info("keyservice cert revoked serial=%s reason=%s by=%s", serial,
 	    reason, c.name);
 	json_object_del(out, "v");
-	http_reply_json(req, 200, out);
+	ks_audited(ks, req, c.name, c.dept, NULL, "cert.revoke", serial,
+	    AUDIT_OK, 200, out);
 	out = NULL;
 done:
 	json_decref(out);

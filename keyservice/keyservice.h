@@ -9,6 +9,7 @@
 #include "common/daemon.h"
 #include "common/db.h"
 #include "common/http.h"
+#include "common/auditsvc.h"
 #include "common/worker.h"
 #include "keyservice/ca.h"
 #include "keyservice/directory.h"
@@ -40,6 +41,8 @@ struct keyservice {
 	unsigned char		*crl_der;
 	size_t			 crl_der_len;
 	struct event		*crl_timer;
+	struct auditsvc		*audit;
+	char			*sign_cert;	/* PEM: checkpoint key */
 };
 
 /*
@@ -85,6 +88,9 @@ int	ks_escrow_load(struct keyservice *, const char *, const char *,
 int	ks_smime_keygen(EVP_PKEY **, EVP_PKEY **);
 int	ks_smime_finish(struct keyservice *, const char *, const char *,
 	    EVP_PKEY *, EVP_PKEY *, json_t **);
+
+/* ks_audit.c: open the audit log (checkpoints signed locally). */
+int	ks_audit_start(struct keyservice *);
 
 /* init.c: node init (keyservice --init [--demo]). */
 int	ks_node_init(struct daemon *);

@@ -17,6 +17,8 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/xmalloc.h"
+#include "keyservice/api.h"
 #include "keyservice/keyservice.h"
 
 static struct keyservice	ks;
@@ -42,7 +44,8 @@ ks_start(struct daemon *d)
 
 	ks.d = d;
 	ks_passwd_params(&ks.pw, cf);
-	if ((rc = ks_store_open(&ks, cf)) < 0)
+	if ((rc = ks_store_open(&ks, cf)) < 0 ||
+	    (rc = ks_audit_start(&ks)) < 0)
 		return rc;
 	if ((ks.throttle = ks_throttle_new(cf)) == NULL) {
 		err_set(ERR_INVAL, "bad login throttle settings");
@@ -93,6 +96,9 @@ ks_stop(struct daemon *d)
 		event_free(ks.crl_timer);
 	ks.crl_timer = NULL;
 	throttle_free(&ks.throttle);
+	auditsvc_close(&ks.audit);
+	free(ks.sign_cert);
+	ks.sign_cert = NULL;
 	ks_store_close(&ks);
 }
 

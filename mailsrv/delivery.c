@@ -59,6 +59,7 @@ struct delivery_job {
 	struct queue_env	*env;
 	unsigned char		(*deks)[STORE_DEK_LEN];	/* per rcpt */
 	int			*ready;			/* per rcpt */
+	int			*was;		/* states when picked up */
 	size_t			 waiting;	/* key lookups in flight */
 	int			 failed_keys;
 	unsigned char		*msg;		/* the queued message */
@@ -176,6 +177,7 @@ delivery_job_free(struct delivery_job *j)
 	if (j->dsn != NULL)
 		xfreezero(j->dsn, j->dsnlen);
 	free(j->ready);
+	free(j->was);
 	queue_env_free(&j->env);
 	j->ms->delivering--;
 	free(j);
@@ -479,13 +481,21 @@ delivery_done(void *arg)
 	if (j->rc < 0)
 		log_warnx("delivery %s: queue update failed: %s", j->env->id,
 		    err_msg());
-	for (i = 0; i < j->env->nrcpts; i++)
+	for (i = 0; i < j->env->nrcpts; i++) {
+		struct queue_rcpt	*r = &j->env->rcpts[i];
+
 		log_info("delivery id=%s to=<%s> state=%s status=\"%s\"",
-		    j->env->id, j->env->rcpts[i].addr,
-		    j->env->rcpts[i].state == QUEUE_RCPT_DELIVERED ? "sent" :
-		    j->env->rcpts[i].state == QUEUE_RCPT_FAILED ? "failed" :
-		    "deferred", j->env->rcpts[i].status ?
-		    j->env->rcpts[i].status : "");
+		    j->env->id, r->addr, r->state == QUEUE_RCPT_DELIVERED ?
+		    "sent" : r->state == QUEUE_RCPT_FAILED ? "failed" :
+		    "deferred", r->status ? r->status : "");
+		if (j->rc == 0 && r->state != j->was[i] && ms->audit != NULL)
+			(void)auditsvc_record(ms->audit, j->env->sender, "",
+			    "", r->state == QUEUE_RCPT_FAILED ? "mail.bounce" :
+			    r->local ? "mail.deliver" : "mail.relay", r->addr,
+			    r->state == QUEUE_RCPT_FAILED ? AUDIT_ERROR :
+			    AUDIT_OK, 0, json_pack("{s:s,s:s?}", "queue_id",
+			    j->env->id, "status", r->status), NULL, NULL);
+	}
 	if (j->dsn != NULL && j->rc == 0 && !ms->stopping)
 		delivery_queue_dsn(j);
 	delivery_job_free(j);
@@ -629,6 +639,9 @@ delivery_start_one(struct mailsrv *ms, const char *id)
 	j->deks = xcalloc(j->env->nrcpts ? j->env->nrcpts : 1,
 	    STORE_DEK_LEN);
 	j->ready = xcalloc(j->env->nrcpts ? j->env->nrcpts : 1, sizeof(int));
+	j->was = xcalloc(j->env->nrcpts ? j->env->nrcpts : 1, sizeof(int));
+	for (i = 0; i < j->env->nrcpts; i++)
+		j->was[i] = j->env->rcpts[i].state;
 	j->waiting = 1;		/* held until every fetch is started */
 	for (i = 0; i < j->env->nrcpts; i++)
 		if (j->env->rcpts[i].local &&
@@ -665,11 +678,15 @@ delivery_tick(evutil_socket_t fd, short ev, void *arg)
 	delivery_run(arg);
 }
 
+/*
+ * A one-shot event, apart from the periodic tick: activating a persistent
+ * timer by hand would push its next expiry back each time.
+ */
 void
 delivery_kick(struct mailsrv *ms)
 {
-	if (ms->sched_ev != NULL)
-		event_active(ms->sched_ev, EV_TIMEOUT, 0);
+	if (ms->kick_ev != NULL)
+		event_active(ms->kick_ev, EV_TIMEOUT, 0);
 }
 
 int
@@ -698,6 +715,7 @@ delivery_start(struct mailsrv *ms)
 		return rc;
 	ms->sched_ev = event_new(ms->d->base, -1, EV_PERSIST, delivery_tick,
 	    ms);
+	ms->kick_ev = event_new(ms->d->base, -1, 0, delivery_tick, ms);
 	event_add(ms->sched_ev, &tv);
 	return 0;
 }
@@ -708,7 +726,9 @@ delivery_stop(struct mailsrv *ms)
 	ms->stopping = 1;
 	if (ms->sched_ev != NULL)
 		event_free(ms->sched_ev);
-	ms->sched_ev = NULL;
+	if (ms->kick_ev != NULL)
+		event_free(ms->kick_ev);
+	ms->sched_ev = ms->kick_ev = NULL;
 	dek_wipe_all();
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/base64.h"
 #include "common/err.h"
+#include "common/kcauth.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/util.h"
@@ -245,12 +246,134 @@ mailsrv_link_start(struct mailsrv *ms)
 void
 mailsrv_link_stop(struct mailsrv *ms)
 {
+	/* first: its pending callbacks still re-arm these timers */
+	keyclient_free(&ms->kc);
 	if (ms->bootstrap_ev != NULL)
 		event_free(ms->bootstrap_ev);
 	if (ms->domains_ev != NULL)
 		event_free(ms->domains_ev);
 	ms->bootstrap_ev = ms->domains_ev = NULL;
-	keyclient_free(&ms->kc);
 	queue_close(&ms->queue);
 	ms_domains_free(ms);
+}
+
+/* ------------------------------------------------------------ audit */
+
+struct ms_sign_job {
+	auditsvc_signed_fn	 done;
+	void			*arg;
+};
+
+static void
+ms_sign_cb(int status, json_t *body, void *arg)
+{
+	struct ms_sign_job	*j = arg;
+	const char		*b64 = json_string_value(json_object_get(body,
+	    "signature"));
+	const char		*kid = json_string_value(json_object_get(body,
+	    "key_id"));
+	unsigned char		*sig = NULL;
+	size_t			 len = 0;
+
+	if (status != 200 || b64 == NULL || b64_decode(&sig, &len, b64,
+	    strlen(b64), 1024) < 0)
+		j->done(ERR_IO, NULL, 0, NULL, NULL, j->arg);
+	else
+		j->done(0, sig, len, "ed25519", kid ? kid : "mailsrv", j->arg);
+	free(sig);
+	free(j);
+}
+
+static void
+ms_audit_sign(const void *body, size_t len, auditsvc_signed_fn done,
+    void *done_arg, void *ctx)
+{
+	struct mailsrv		*ms = ctx;
+	struct ms_sign_job	*j = xcalloc(1, sizeof(*j));
+
+	j->done = done;
+	j->arg = done_arg;
+	if (keyclient_sign_raw(ms->kc, body, len, ms_sign_cb, j) < 0) {
+		free(j);
+		done(ERR_IO, NULL, 0, NULL, NULL, done_arg);
+	}
+}
+
+struct ms_authz_job {
+	struct http_req		*req;
+	auditsvc_authz_done_fn	 done;
+	void			*arg;
+};
+
+static void
+ms_authz_cb(int rc, const struct kcauth_caller *c, void *arg)
+{
+	struct ms_authz_job	*j = arg;
+
+	j->done(j->req, rc == 0 && c->security_officer, c ? c->name :
+	    "unknown", c ? c->dept : "", j->arg);
+	free(j);
+}
+
+static void
+ms_audit_authz(struct http_req *req, auditsvc_authz_done_fn done,
+    void *done_arg, void *ctx)
+{
+	struct mailsrv		*ms = ctx;
+	struct net_conn		*nc = http_req_conn(req);
+	struct ms_authz_job	*j = xcalloc(1, sizeof(*j));
+
+	j->req = req;
+	j->done = done;
+	j->arg = done_arg;
+	if (kcauth_resolve(ms->kc, nc ? net_conn_ssl(nc) : NULL, ms_authz_cb,
+	    j) < 0) {
+		free(j);
+		done(req, 0, "unknown", "", done_arg);
+	}
+}
+
+static const char *
+ms_signer_cert(void *ctx)
+{
+	return ((struct mailsrv *)ctx)->sign_cert;
+}
+
+static void
+ms_sign_cert_cb(int status, json_t *body, void *arg)
+{
+	struct mailsrv	*ms = arg;
+	const char	*pem = json_string_value(json_object_get(body,
+	    "certificate"));
+
+	if (status == 200 && pem != NULL) {
+		free(ms->sign_cert);
+		ms->sign_cert = xstrdup(pem);
+	} else
+		log_warnx("mailsrv audit signing certificate unavailable "
+		    "status=%d", status);
+}
+
+int
+mailsrv_audit_start(struct mailsrv *ms)
+{
+	static struct auditsvc_ops	ops;
+
+	ops.sign = ms_audit_sign;
+	ops.authorize = ms_audit_authz;
+	ops.signer_cert = ms_signer_cert;
+	ops.ctx = ms;
+	if (keyclient_call(ms->kc, "GET", "/v1/sign/keys/mailsrv", NULL,
+	    KEYCLIENT_IDEMPOTENT, ms_sign_cert_cb, ms) < 0)
+		log_warnx("mailsrv audit: cannot ask for the signing "
+		    "certificate");
+	return auditsvc_open(&ms->audit, ms->d, &ops);
+}
+
+void
+mailsrv_audit_stop(struct mailsrv *ms)
+{
+	auditsvc_close(&ms->audit);
+	free(ms->sign_cert);
+	ms->sign_cert = NULL;
 }

@@ -6,7 +6,9 @@
 
 #include <stdint.h>
 
+#include "common/auditsvc.h"
 #include "common/daemon.h"
+#include "common/http.h"
 #include "common/keyclient.h"
 #include "common/net.h"
 #include "common/worker.h"
@@ -35,9 +37,14 @@ struct mailsrv {
 	struct event		*bootstrap_ev;
 	struct event		*domains_ev;
 	struct event		*sched_ev;
+	struct event		*kick_ev;
 	int			 delivering;	/* deliveries in flight */
 	int			 stopping;
 	SSL_CTX			*relay_ctx;	/* outbound SMTP */
+	struct http_server	*api;		/* admin and audit API */
+	SSL_CTX			*api_tls;	/* mutual TLS */
+	struct auditsvc		*audit;
+	char			*sign_cert;	/* PEM: checkpoint key */
 };
 
 /* Connection limits of the SMTP (imap = 0) or IMAP (imap = 1) server. */
@@ -51,6 +58,13 @@ int	mailsrv_local_domain(struct mailsrv *, const char *);
  */
 int	mailsrv_link_start(struct mailsrv *);
 void	mailsrv_link_stop(struct mailsrv *);
+
+/* api.c: the HTTPS admin and audit API. */
+int	mailsrv_api_start(struct mailsrv *);
+void	mailsrv_api_stop(struct mailsrv *);
+/* audit glue (mailsrv.c): open the log, sign checkpoints via keyservice. */
+int	mailsrv_audit_start(struct mailsrv *);
+void	mailsrv_audit_stop(struct mailsrv *);
 
 int	smtp_server_start(struct mailsrv *);
 int	imap_server_start(struct mailsrv *);

@@ -28,7 +28,9 @@ mailsrv_start(struct daemon *d)
 	    (unsigned)d->conf.mailsrv.workers, 4096)) < 0 ||
 	    (rc = smtp_server_start(&ms)) < 0 ||
 	    (rc = imap_server_start(&ms)) < 0 ||
-	    (rc = mailsrv_link_start(&ms)) < 0)
+	    (rc = mailsrv_link_start(&ms)) < 0 ||
+	    (rc = mailsrv_audit_start(&ms)) < 0 ||
+	    (rc = mailsrv_api_start(&ms)) < 0)
 		return rc;
 	return delivery_start(&ms);
 }
@@ -44,6 +46,7 @@ mailsrv_reload(struct daemon *d, const struct amanat_conf *ncf)
 	mailsrv_limits(&lim, ncf, 1);
 	net_server_set_limits(ms.imap, &lim);
 	net_server_set_tls(ms.imap, d->tls);
+	/* the API keeps its mutual-TLS context until a restart */
 	return 0;
 }
 
@@ -55,8 +58,10 @@ mailsrv_stop(struct daemon *d)
 	 * callbacks that keyclient_free and queue_close run */
 	net_server_free(&ms.smtp);
 	net_server_free(&ms.imap);
+	mailsrv_api_stop(&ms);
 	worker_pool_free(&ms.workers);
 	mailsrv_link_stop(&ms);
+	mailsrv_audit_stop(&ms);
 	delivery_close_store(&ms);
 	free(ms.dir);
 	ms.dir = NULL;

@@ -58,6 +58,8 @@ struct relay {
 	int			 tls_required;
 	int			 tls;
 	int			 has_dsn, has_size, has_starttls;
+	int			 has_8bit, has_utf8;
+	int			 in_cb;		/* readcb on the stack */
 	const char		*helo;
 	const struct queue_env	*env;
 	size_t			*rcpts;		/* indices into env->rcpts */
@@ -104,23 +106,6 @@ relay_send(struct relay *rl, const char *fmt, ...)
 	evbuffer_add(bufferevent_get_output(rl->bev), "\r\n", 2);
 }
 
-/* xtext (RFC 3461 4) of an address for ORCPT. */
-static void
-relay_xtext(char *out, size_t outlen, const char *s)
-{
-	size_t	o = 0;
-
-	for (; *s != '\0' && o + 4 < outlen; s++) {
-		unsigned char	c = (unsigned char)*s;
-
-		if (c < 33 || c > 126 || c == '+' || c == '=')
-			o += (size_t)snprintf(out + o, outlen - o, "+%02X", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-}
-
 static void
 relay_send_rcpt(struct relay *rl)
 {
@@ -153,14 +138,19 @@ relay_send_mail(struct relay *rl)
 	if (rl->has_size)
 		n += (size_t)snprintf(extra + n, sizeof(extra) - n,
 		    " SIZE=%zu", rl->len);
-	if (rl->env->body_8bit && n < sizeof(extra))
+	/* RFC 6152: BODY only to a peer that offers 8BITMIME */
+	if (rl->env->body_8bit && rl->has_8bit && n < sizeof(extra))
 		n += (size_t)snprintf(extra + n, sizeof(extra) - n,
 		    " BODY=8BITMIME");
+	if (rl->env->smtputf8 && n < sizeof(extra))
+		n += (size_t)snprintf(extra + n, sizeof(extra) - n,
+		    " SMTPUTF8");
 	if (rl->has_dsn && n < sizeof(extra)) {
 		n += (size_t)snprintf(extra + n, sizeof(extra) - n, " RET=%s",
 		    rl->env->ret_full ? "FULL" : "HDRS");
+		/* ENVID is kept as received: already xtext */
 		if (rl->env->envid != NULL && n < sizeof(extra)) {
-			relay_xtext(envid, sizeof(envid), rl->env->envid);
+			snprintf(envid, sizeof(envid), "%s", rl->env->envid);
 			snprintf(extra + n, sizeof(extra) - n, " ENVID=%s",
 			    envid);
 		}
@@ -252,11 +242,21 @@ relay_reply(struct relay *rl, int code, const char *text)
 		rl->has_dsn = strcasestr(text, "\nDSN") != NULL;
 		rl->has_size = strcasestr(text, "\nSIZE") != NULL;
 		rl->has_starttls = strcasestr(text, "\nSTARTTLS") != NULL;
+		rl->has_8bit = strcasestr(text, "\n8BITMIME") != NULL;
+		rl->has_utf8 = strcasestr(text, "\nSMTPUTF8") != NULL;
 		if (rl->state == R_EHLO && rl->has_starttls) {
 			relay_send(rl, "STARTTLS");
 			rl->state = R_STARTTLS;
 		} else if (rl->state == R_EHLO && rl->tls_required) {
 			relay_finish(rl, "4.7.5 TLS required but not offered");
+			return;
+		} else if (rl->env->smtputf8 && !rl->has_utf8) {
+			/* RFC 6531 3.4: cannot be downgraded here */
+			for (i = 0; i < rl->nrcpts; i++)
+				relay_set(&rl->res[i], QUEUE_RCPT_FAILED,
+				    "5.6.7 the receiving server does not "
+				    "support SMTPUTF8");
+			relay_finish(rl, NULL);
 			return;
 		} else
 			relay_send_mail(rl);
@@ -268,6 +268,10 @@ relay_reply(struct relay *rl, int code, const char *text)
 			relay_send_mail(rl);
 			break;
 		}
+		/* bytes after the 220 were sent in plaintext: never use
+		 * them as replies over TLS (response injection) */
+		evbuffer_drain(bufferevent_get_input(rl->bev),
+		    evbuffer_get_length(bufferevent_get_input(rl->bev)));
 		if (relay_starttls(rl) < 0) {
 			relay_finish(rl, "4.7.5 TLS setup failed");
 			return;
@@ -346,7 +350,9 @@ relay_readcb(struct bufferevent *bev, void *arg)
 	size_t		 n;
 	char		 text[RELAY_REPLY_MAX];
 
-	while ((line = evbuffer_readln(bufferevent_get_input(bev), &n,
+	rl->in_cb++;
+	while (rl->state != R_DONE && bev == rl->bev &&
+	    (line = evbuffer_readln(bufferevent_get_input(bev), &n,
 	    EVBUFFER_EOL_CRLF)) != NULL) {
 		if (n < 3 || n > RELAY_LINE_MAX ||
 		    !isdigit((unsigned char)line[0]) ||
@@ -355,12 +361,12 @@ relay_readcb(struct bufferevent *bev, void *arg)
 		    (n > 3 && line[3] != ' ' && line[3] != '-')) {
 			free(line);
 			relay_finish(rl, "4.5.0 bad reply from the remote server");
-			return;
+			break;
 		}
 		if (buf_printf(&rl->reply, "\n%s", n > 4 ? line + 4 : "") < 0) {
 			free(line);
 			relay_finish(rl, "4.5.0 reply too long");
-			return;
+			break;
 		}
 		if (n == 3 || line[3] == ' ') {
 			int code = (line[0] - '0') * 100 +
@@ -379,14 +385,15 @@ relay_readcb(struct bufferevent *bev, void *arg)
 			free(line);
 			relay_reply(rl, code, rl->state == R_EHLO ||
 			    rl->state == R_EHLO2 ? text : text + 4);
-			if (rl->state == R_DONE)
-				return;
 			continue;
 		}
 		free(line);
 	}
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > RELAY_LINE_MAX)
+	if (rl->state != R_DONE && bev == rl->bev &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > RELAY_LINE_MAX)
 		relay_finish(rl, "4.5.0 reply line too long");
+	if (--rl->in_cb == 0 && rl->state == R_DONE)
+		free(rl);
 }
 
 static void
@@ -432,7 +439,10 @@ relay_finish(struct relay *rl, const char *why)
 	rl->done(rl->res, rl->nrcpts, rl->arg);
 	free(rl->rcpts);
 	free(rl->res);
-	free(rl);
+	rl->rcpts = NULL;
+	rl->res = NULL;
+	if (rl->in_cb == 0)
+		free(rl);	/* else relay_readcb frees it on its way out */
 }
 
 /* ------------------------------------------------------------ routes */

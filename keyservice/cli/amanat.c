@@ -9,7 +9,9 @@
  * certificate presented unless --cert/--key name another (a dept-admin
  * uses their own).  The commands (args.c lists them) are clients of the
  * keyservice HTTPS API (docs/keyservice-api.md), except status (probes
- * every service) and init (runs keyservice --init next to this binary).
+ * every service), init (runs keyservice --init next to this binary) and
+ * audit (every daemon's audit API; audit verify-export reads a file and
+ * needs no config at all).
  *
  * Exit: 0 success; 1 the API refused (4xx/5xx) or a service is down;
  * 2 configuration, certificate or key error; 3 cannot connect, TLS
@@ -86,6 +88,12 @@ main(int argc, char **argv)
 	}
 	cli_json_wiping_alloc();
 	signal(SIGPIPE, SIG_IGN);
+	if (cmd.verb == CLI_AUDIT_VERIFY_EXPORT) {	/* offline */
+		rc = cli_cmd_audit_verify_export(&cmd);
+		if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+			rc = CLI_EXIT_API;
+		return rc;
+	}
 	if ((path = cmd.conf) == NULL && (path = getenv("AMANAT_CONF")) ==
 	    NULL)
 		path = CLI_DEFAULT_CONF;
@@ -97,6 +105,8 @@ main(int argc, char **argv)
 		rc = cli_cmd_status(&cmd, &cf);
 	else if (cmd.verb == CLI_INIT)
 		rc = cli_cmd_init(&cmd, &cf);
+	else if (strcmp(cmd.group, "audit") == 0)
+		rc = cli_cmd_audit(&cmd, &cf);
 	else
 		rc = cli__api(&cmd, &cf);
 	conf_free(&cf);

@@ -35,6 +35,19 @@
 #define O_REASON	0x0200
 #define O_PPSTDIN	0x0400
 #define O_DEMO		0x0800
+#define O_ACTOR		0x1000
+#define O_OBJECT	0x2000
+#define O_ACTION	0x4000
+#define O_OUTCOME	0x8000
+#define O_SINCE		0x10000
+#define O_UNTIL		0x20000
+#define O_LIMIT		0x40000
+#define O_SERVICE	0x80000
+#define O_STATE		0x100000
+#define O_FROM		0x200000
+#define O_TO		0x400000
+#define O_CA		0x800000
+#define O_QUICK		0x1000000
 
 struct cli_spec {
 	const char	*group;
@@ -84,6 +97,21 @@ static const struct cli_spec cli_specs[] = {
 	{ "key", "rotate", CLI_KEY_ROTATE, 1, "KEY_ID", 0, 0,
 	    "key rotate KEY_ID" },
 	{ "key", "show", CLI_KEY_SHOW, 1, "KEY_ID", 0, 0, "key show KEY_ID" },
+	{ "audit", "query", CLI_AUDIT_QUERY, 0, NULL, O_ACTOR | O_DEPT |
+	    O_OBJECT | O_ACTION | O_OUTCOME | O_SINCE | O_UNTIL | O_LIMIT |
+	    O_SERVICE, 0, "audit query [--actor A] [--dept D] [--object O] "
+	    "[--action X]\n"
+	    "           [--outcome ok|denied|error] [--since TIME] "
+	    "[--until TIME]\n"
+	    "           [--limit N] [--service S ...]" },
+	{ "audit", "verify", CLI_AUDIT_VERIFY, 0, NULL, O_SERVICE | O_STATE |
+	    O_QUICK, 0, "audit verify [--service S ...] [--state DIR] "
+	    "[--quick]" },
+	{ "audit", "export", CLI_AUDIT_EXPORT, 0, NULL, O_SERVICE | O_FROM |
+	    O_TO | O_OUT, O_SERVICE | O_FROM | O_TO | O_OUT,
+	    "audit export --service S --from N --to M --out FILE" },
+	{ "audit", "verify-export", CLI_AUDIT_VERIFY_EXPORT, 1, "FILE", O_CA,
+	    O_CA, "audit verify-export FILE --ca CAFILE" },
 };
 
 /* getopt_long values of the command options (beyond any char). */
@@ -91,6 +119,9 @@ enum {
 	OPT_DOMAIN = 256, OPT_NAME, OPT_ROLE, OPT_PWSTDIN, OPT_DEPT,
 	OPT_CLIENT, OPT_OUTCERT, OPT_OUTKEY, OPT_OUT, OPT_REASON,
 	OPT_PPSTDIN, OPT_DEMO, OPT_HELP, OPT_JSON, OPT_CERT, OPT_KEY,
+	OPT_ACTOR, OPT_OBJECT, OPT_ACTION, OPT_OUTCOME, OPT_SINCE, OPT_UNTIL,
+	OPT_LIMIT, OPT_SERVICE, OPT_STATE, OPT_FROM, OPT_TO, OPT_CA,
+	OPT_QUICK,
 };
 
 static const struct option cli_cmd_longopts[] = {
@@ -107,6 +138,19 @@ static const struct option cli_cmd_longopts[] = {
 	{ "reason", required_argument, NULL, OPT_REASON },
 	{ "passphrase-stdin", no_argument, NULL, OPT_PPSTDIN },
 	{ "demo", no_argument, NULL, OPT_DEMO },
+	{ "actor", required_argument, NULL, OPT_ACTOR },
+	{ "object", required_argument, NULL, OPT_OBJECT },
+	{ "action", required_argument, NULL, OPT_ACTION },
+	{ "outcome", required_argument, NULL, OPT_OUTCOME },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "service", required_argument, NULL, OPT_SERVICE },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "ca", required_argument, NULL, OPT_CA },
+	{ "quick", no_argument, NULL, OPT_QUICK },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ NULL, 0, NULL, 0 },
@@ -123,6 +167,12 @@ cli__opt_bit(int ch)
 		{ OPT_OUTCERT, O_OUTCERT }, { OPT_OUTKEY, O_OUTKEY },
 		{ OPT_OUT, O_OUT }, { OPT_REASON, O_REASON },
 		{ OPT_PPSTDIN, O_PPSTDIN }, { OPT_DEMO, O_DEMO },
+		{ OPT_ACTOR, O_ACTOR }, { OPT_OBJECT, O_OBJECT },
+		{ OPT_ACTION, O_ACTION }, { OPT_OUTCOME, O_OUTCOME },
+		{ OPT_SINCE, O_SINCE }, { OPT_UNTIL, O_UNTIL },
+		{ OPT_LIMIT, O_LIMIT }, { OPT_SERVICE, O_SERVICE },
+		{ OPT_STATE, O_STATE }, { OPT_FROM, O_FROM }, { OPT_TO, O_TO },
+		{ OPT_CA, O_CA }, { OPT_QUICK, O_QUICK },
 	};
 	size_t	i;
 
@@ -171,11 +221,43 @@ cli__push(const char **arr, size_t *n, const char *v, const char *what)
 	return 0;
 }
 
+/* The audit options: 1 if ch is one (stored), else 0. */
+static int
+cli__opt_audit(struct cli_cmd *cmd, int ch, const char *v)
+{
+	const char	**slot;
+
+	switch (ch) {
+	case OPT_ACTOR:		slot = &cmd->actor; break;
+	case OPT_OBJECT:	slot = &cmd->object; break;
+	case OPT_ACTION:	slot = &cmd->action; break;
+	case OPT_OUTCOME:	slot = &cmd->outcome; break;
+	case OPT_SINCE:		slot = &cmd->since; break;
+	case OPT_UNTIL:		slot = &cmd->until; break;
+	case OPT_LIMIT:		slot = &cmd->limit; break;
+	case OPT_STATE:		slot = &cmd->state; break;
+	case OPT_FROM:		slot = &cmd->from; break;
+	case OPT_TO:		slot = &cmd->to; break;
+	case OPT_CA:		slot = &cmd->ca; break;
+	default:		return 0;
+	}
+	*slot = v;
+	return 1;
+}
+
 /* Store one command option's value. */
 static int
 cli__opt_set(struct cli_cmd *cmd, int ch, const char *v)
 {
+	if (cli__opt_audit(cmd, ch, v))
+		return 0;
 	switch (ch) {
+	case OPT_SERVICE:
+		return cli__push(cmd->services, &cmd->nservices, v,
+		    "service");
+	case OPT_QUICK:
+		cmd->quick = 1;
+		break;
 	case OPT_DOMAIN:
 		return cli__push(cmd->domains, &cmd->ndomains, v, "domain");
 	case OPT_ROLE:
@@ -406,4 +488,19 @@ cli_usage(FILE *fp, const char *group)
 		    "       ", cli_specs[i].usage);
 		first = 0;
 	}
+	if (group == NULL || strcmp(group, "audit") == 0)
+		fprintf(fp, "audit: S is keyservice, mailsrv or docstore (all "
+		    "by default); TIME is unix\n"
+		    "       seconds or UTC 2026-11-30T10:00:00Z.  query, verify "
+		    "and export need\n"
+		    "       a security officer's client certificate (amanat "
+		    "--cert FILE --key\n"
+		    "       FILE audit ...); verify keeps the checkpoints it "
+		    "verified in\n"
+		    "       ~/.amanat/audit-state/<node>/ (or --state DIR) and "
+		    "rereads every\n"
+		    "       entry (--quick: only those since the last run); "
+		    "verify-export needs\n"
+		    "       no config and no network, only the node CA "
+		    "certificate.\n");
 }

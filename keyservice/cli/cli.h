@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "common/buf.h"
 #include "common/conf.h"
@@ -68,6 +69,10 @@ enum cli_verb {
 	CLI_CERT_EXPORT,
 	CLI_KEY_ROTATE,
 	CLI_KEY_SHOW,
+	CLI_AUDIT_QUERY,
+	CLI_AUDIT_VERIFY,
+	CLI_AUDIT_EXPORT,
+	CLI_AUDIT_VERIFY_EXPORT,	/* offline: no config needed */
 };
 
 /*
@@ -98,6 +103,21 @@ struct cli_cmd {
 	int		 demo;
 	int		 password_stdin;
 	int		 passphrase_stdin;
+	/* audit (validated by cmd_audit.c) */
+	const char	*actor;
+	const char	*object;
+	const char	*action;
+	const char	*outcome;
+	const char	*since;
+	const char	*until;
+	const char	*limit;
+	const char	*services[CLI_MULTI_MAX];
+	size_t		 nservices;
+	const char	*state;
+	const char	*from;
+	const char	*to;
+	const char	*ca;
+	int		 quick;
 };
 
 /*
@@ -261,5 +281,102 @@ int	cli_cmd_dept(struct cli_ctx *);
 int	cli_cmd_user(struct cli_ctx *);
 int	cli_cmd_cert(struct cli_ctx *);
 int	cli_cmd_key(struct cli_ctx *);
+
+/* ------------------------------------------------------------ cmd_audit.c */
+
+#define CLI_AUDIT_LIMIT_DEF	100	/* audit query --limit */
+#define CLI_AUDIT_LIMIT_MAX	100000
+#define CLI_AUDIT_PAGE		1000	/* entries per request */
+#define CLI_AUDIT_BUNDLE_MAX	(1024L * 1024 * 1024)	/* export file */
+
+/* audit query, verify, export: the daemons' audit APIs. */
+int	cli_cmd_audit(const struct cli_cmd *, const struct amanat_conf *);
+/* audit verify-export FILE --ca CAFILE: offline, no config. */
+int	cli_cmd_audit_verify_export(const struct cli_cmd *);
+
+/*
+ * TIME: unix seconds, or ISO 8601 UTC "YYYY-MM-DD", "YYYY-MM-DDTHH:MMZ",
+ * "YYYY-MM-DDTHH:MM:SSZ" (a space may replace the T).  Unix
+ * milliseconds into *out; ERR_INVAL otherwise.
+ */
+int	cli_audit_time(int64_t *, const char *);
+/*
+ * Merge the answers of n services (lists[i]: arrays of {"index",
+ * "entry"} from services[i]) into a new array of {"service", "index",
+ * "entry"}, oldest first by the entries' "time" (ties: service order,
+ * then index), keeping the newest limit (0: all).
+ */
+json_t	*cli_audit_merge(const char *const *, json_t *const *, size_t,
+	    size_t);
+
+/* A CA file as a verification store (ERR_IO/ERR_GENERIC). */
+int	cli_audit_store(X509_STORE **, const char *);
+/*
+ * Check a checkpoint JSON with the PEM "certificate" it carries: the
+ * certificate chains to store as of the checkpoint's time, its CN is
+ * "sign:<service>" for the service of the checkpoint's origin, and it
+ * signed the checkpoint.  The CN goes to cn.  0, or ERR_PROTO /
+ * ERR_INVAL with err_msg() saying what failed.
+ */
+int	cli_audit_checkpoint_check(const json_t *, X509_STORE *, char *,
+	    size_t);
+
+/* What an offline check of an export bundle found. */
+struct cli_audit_summary {
+	char		origin[160];
+	char		signer[128];	/* certificate CN */
+	uint64_t	from;		/* first entry */
+	uint64_t	count;		/* entries verified */
+	uint64_t	cp_size;
+	int64_t		cp_time;	/* unix ms */
+	uint64_t	bad_index;	/* first bad entry, or UINT64_MAX */
+};
+
+/*
+ * Verify an export bundle (common/auditsvc.h): its checkpoint
+ * (cli_audit_checkpoint_check), every entry's inclusion proof against
+ * the checkpoint's root, indexes from "from" to "to" without a gap.
+ * 0, or ERR_PROTO/ERR_INVAL with err_msg() naming the first bad entry
+ * (also in sum->bad_index).
+ */
+int	cli_audit_bundle_verify(struct cli_audit_summary *, const json_t *,
+	    X509_STORE *);
+
+/*
+ * Where audit verify reads a daemon's audit API: get(out, status, arg,
+ * target) is 0 with the answer's status and JSON (any status; *out may
+ * be NULL), or < 0 with err_msg() when there is no answer.
+ */
+struct cli_audit_src {
+	int	(*get)(json_t **, int *, void *, const char *);
+	void	*arg;
+};
+
+/* What audit verify found for one daemon. */
+struct cli_audit_check {
+	uint64_t	size;		/* entries the daemon has */
+	uint64_t	cp_size;	/* the checkpoint verified */
+	uint64_t	prev_size;	/* the saved one, 0 if none */
+	uint64_t	bad_index;	/* first bad entry, or UINT64_MAX */
+	int		no_checkpoint;	/* none signed yet */
+	char		signer[128];
+};
+
+#define CLI_AUDIT_QUICK	0x01	/* only the entries since the state */
+
+/*
+ * Verify one daemon's log (origin "<node>/<service>") against its latest
+ * signed checkpoint and the state saved by the last run (NULL: none):
+ * the checkpoint's certificate and signature, its consistency with the
+ * saved checkpoint, and every entry (CLI_AUDIT_QUICK: every entry since
+ * the saved checkpoint) recomputed into the signed root; the first entry
+ * that does not match is found by bisection with consistency proofs.
+ * 0 with *state_out the new state (caller frees; NULL when there is no
+ * checkpoint yet), or ERR_PROTO (tampering: err_msg() says what and
+ * where), ERR_IO (the daemon did not answer), ERR_INVAL.
+ */
+int	cli_audit_verify_log(struct cli_audit_check *, json_t **,
+	    const struct cli_audit_src *, const char *, const json_t *,
+	    X509_STORE *, int);
 
 #endif

@@ -43,33 +43,70 @@ smtp_auth_fail(struct smtp_session *s, const char *reply)
 }
 
 static void
-smtp_auth_done(int status, json_t *body, void *arg)
+smtp_auth_audited(void *arg, int rc, uint64_t index)
 {
 	struct smtp_auth_job	*j = arg;
 	struct smtp_session	*s = j->s;
 
-	if (smtp_async_end(s) < 0) {
+	if (smtp_async_end(s) == 0) {
+		if (rc < 0) {
+			/* fail-closed: no session without its record */
+			smtp_reply(s, "454 4.7.0 Temporary authentication "
+			    "failure");
+		} else {
+			snprintf(s->user, sizeof(s->user), "%s", j->user);
+			s->authenticated = 1;
+			log_info("%016llx smtp auth ok user=%s",
+			    (unsigned long long)net_conn_id(s->c), s->user);
+			smtp_reply(s, "235 2.7.0 Authentication successful");
+		}
+	}
+	free(j);
+}
+
+static void
+smtp_auth_done(int status, json_t *body, void *arg)
+{
+	struct smtp_auth_job	*j = arg;
+	struct smtp_session	*s = j->s;
+	struct auditsvc		*audit = s->ms->audit;
+
+	if (s->dead || audit == NULL) {
+		if (smtp_async_end(s) == 0)
+			smtp_reply(s, "454 4.7.0 Temporary authentication "
+			    "failure");
 		free(j);
 		return;
 	}
 	smtp_enter_state(s, SMTP_S_HELO);
 	if (status == 200) {
-		snprintf(s->user, sizeof(s->user), "%s", j->user);
-		s->authenticated = 1;
-		log_info("%016llx smtp auth ok user=%s",
-		    (unsigned long long)net_conn_id(s->c), s->user);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-	} else if (status == 401 || status == 403) {
+		/* the session starts once its record is durable */
+		if (auditsvc_record(audit, j->user, json_string_value(
+		    json_object_get(json_object_get(body, "user"), "dept")),
+		    net_conn_peer_ip(s->c), "auth.smtp", "smtp", AUDIT_OK,
+		    net_conn_id(s->c), NULL, smtp_auth_audited, j) < 0)
+			smtp_auth_audited(j, ERR_IO, 0);
+		return;
+	}
+	if (smtp_async_end(s) < 0) {
+		free(j);
+		return;
+	}
+	if (status == 401 || status == 403 || status == 429) {
 		log_info("%016llx smtp auth failed user=%s status=%d",
 		    (unsigned long long)net_conn_id(s->c), j->user, status);
+		(void)auditsvc_record(audit, j->user, "",
+		    net_conn_peer_ip(s->c), "auth.smtp", "smtp", AUDIT_DENIED,
+		    net_conn_id(s->c), json_pack("{s:i}", "status", status),
+		    NULL, NULL);
+	}
+	if (status == 401 || status == 403)
 		smtp_auth_fail(s, "535 5.7.8 Authentication credentials "
 		    "invalid");
-	} else if (status == 429) {
-		log_info("%016llx smtp auth throttled user=%s",
-		    (unsigned long long)net_conn_id(s->c), j->user);
+	else if (status == 429)
 		smtp_reply(s, "454 4.7.0 Too many failed attempts, try again "
 		    "later");
-	} else {
+	else {
 		log_warnx("%016llx smtp auth unavailable status=%d",
 		    (unsigned long long)net_conn_id(s->c), status);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");

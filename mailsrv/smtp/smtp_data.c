@@ -181,12 +181,8 @@ smtp_content(struct smtp_session *s, const char *p, size_t n, int line)
 /* ------------------------------------------------------------ commit */
 
 static void
-smtp_commit_done(int rc, const char *id, void *arg)
+smtp_accept_reply(struct smtp_session *s, int rc, const char *id)
 {
-	struct smtp_session	*s = arg;
-
-	if (smtp_async_end(s) < 0)
-		return;
 	if (rc < 0) {
 		log_warnx("%016llx smtp queue commit failed: %s",
 		    (unsigned long long)net_conn_id(s->c), err_msg());
@@ -201,6 +197,55 @@ smtp_commit_done(int rc, const char *id, void *arg)
 	}
 	smtp_tx_free(&s->tx);
 	smtp_enter_state(s, SMTP_S_HELO);
+}
+
+struct smtp_accept {
+	struct smtp_session	*s;
+	char			 id[QUEUE_ID_LEN + 1];
+};
+
+static void
+smtp_accept_audited(void *arg, int rc, uint64_t index)
+{
+	struct smtp_accept	*a = arg;
+	struct smtp_session	*s = a->s;
+
+	if (smtp_async_end(s) == 0) {
+		if (rc < 0)
+			/* fail-closed: not acknowledged without its record */
+			smtp_accept_reply(s, ERR_IO, NULL);
+		else
+			smtp_accept_reply(s, 0, a->id);
+	}
+	free(a);
+}
+
+static void
+smtp_commit_done(int rc, const char *id, void *arg)
+{
+	struct smtp_session	*s = arg;
+	struct smtp_accept	*a;
+	json_t			*details;
+
+	if (s->dead || rc < 0 || s->ms->audit == NULL) {
+		if (smtp_async_end(s) == 0)
+			smtp_accept_reply(s, rc < 0 ? rc : ERR_IO, id);
+		return;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->s = s;
+	snprintf(a->id, sizeof(a->id), "%s", id);
+	details = json_pack("{s:s,s:I,s:i,s:s}", "from", s->tx->env.sender,
+	    "size", (json_int_t)s->tx->size, "rcpts", (int)s->tx->env.nrcpts,
+	    "service", s->svc == SMTP_SVC_MX ? "mx" : "submission");
+	if (auditsvc_record(s->ms->audit, s->authenticated ? s->user :
+	    s->tx->env.sender, "", net_conn_peer_ip(s->c), "mail.accept", id,
+	    AUDIT_OK, net_conn_id(s->c), details, smtp_accept_audited,
+	    a) < 0) {
+		free(a);
+		if (smtp_async_end(s) == 0)
+			smtp_accept_reply(s, ERR_IO, NULL);
+	}
 }
 
 /* The message is complete: refuse it, or commit it durably. */
@@ -330,22 +375,16 @@ smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 		smtp_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
 		return;
 	}
-	if (tx == NULL || tx->env.nrcpts == 0) {
-		/* RFC 3030: the chunk still follows; it must be discarded */
-		s->bdat_left = (uint64_t)n;
-		s->bdat_last = -1;
-		smtp_enter_state(s, SMTP_S_BDAT);
-		return;
-	}
-	if (smtp_tx_open(s) < 0) {
-		s->bdat_left = (uint64_t)n;
-		s->bdat_last = -2;
-		smtp_enter_state(s, SMTP_S_BDAT);
-		return;
-	}
-	tx->chunking = 1;
 	s->bdat_left = (uint64_t)n;
-	s->bdat_last = *sp != '\0';
+	if (tx == NULL || tx->env.nrcpts == 0)
+		/* RFC 3030: the chunk still follows; it must be discarded */
+		s->bdat_last = -1;
+	else if (smtp_tx_open(s) < 0)
+		s->bdat_last = -2;
+	else {
+		tx->chunking = 1;
+		s->bdat_last = *sp != '\0';
+	}
 	smtp_enter_state(s, SMTP_S_BDAT);
 	if (n == 0)
 		smtp_bdat_read(s, NULL);
