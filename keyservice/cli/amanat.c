@@ -9,9 +9,10 @@
  * certificate presented unless --cert/--key name another (a dept-admin
  * uses their own).  The commands (args.c lists them) are clients of the
  * keyservice HTTPS API (docs/keyservice-api.md), except status (probes
- * every service), init (runs keyservice --init next to this binary) and
+ * every service), init (runs keyservice --init next to this binary),
  * audit (every daemon's audit API; audit verify-export reads a file and
- * needs no config at all).
+ * needs no config at all) and mail (mailsrv's admin API at [mailsrv]
+ * api_listen).
  *
  * Exit: 0 success; 1 the API refused (4xx/5xx) or a service is down;
  * 2 configuration, certificate or key error; 3 cannot connect, TLS
@@ -107,6 +108,8 @@ main(int argc, char **argv)
 		rc = cli_cmd_init(&cmd, &cf);
 	else if (strcmp(cmd.group, "audit") == 0)
 		rc = cli_cmd_audit(&cmd, &cf);
+	else if (strcmp(cmd.group, "mail") == 0)
+		rc = cli_cmd_mail(&cmd, &cf);
 	else
 		rc = cli__api(&cmd, &cf);
 	conf_free(&cf);

@@ -51,10 +51,10 @@
 
 struct cli_spec {
 	const char	*group;
-	const char	*name;		/* NULL: a one-word command */
+	const char	*name;		/* NULL: a one-word command; words */
 	enum cli_verb	 verb;
-	int		 nargs;		/* positional arguments: 0 or 1 */
-	const char	*argname;	/* what the positional is */
+	int		 nargs;		/* positional arguments: 0 to 2 */
+	const char	*argname;	/* what they are, one word each */
 	unsigned	 opts;		/* accepted */
 	unsigned	 required;	/* must be given */
 	const char	*usage;
@@ -112,6 +112,18 @@ static const struct cli_spec cli_specs[] = {
 	    "audit export --service S --from N --to M --out FILE" },
 	{ "audit", "verify-export", CLI_AUDIT_VERIFY_EXPORT, 1, "FILE", O_CA,
 	    O_CA, "audit verify-export FILE --ca CAFILE" },
+	{ "mail", "queue list", CLI_MAIL_QUEUE_LIST, 0, NULL, 0, 0,
+	    "mail queue list" },
+	{ "mail", "queue show", CLI_MAIL_QUEUE_SHOW, 1, "ID", 0, 0,
+	    "mail queue show ID" },
+	{ "mail", "queue retry", CLI_MAIL_QUEUE_RETRY, 1, "ID", 0, 0,
+	    "mail queue retry ID" },
+	{ "mail", "queue delete", CLI_MAIL_QUEUE_DELETE, 1, "ID", 0, 0,
+	    "mail queue delete ID" },
+	{ "mail", "mailboxes", CLI_MAIL_MAILBOXES, 1, "ADDRESS", 0, 0,
+	    "mail mailboxes ADDRESS" },
+	{ "mail", "messages", CLI_MAIL_MESSAGES, 2, "ADDRESS MAILBOX", 0, 0,
+	    "mail messages ADDRESS MAILBOX" },
 };
 
 /* getopt_long values of the command options (beyond any char). */
@@ -297,6 +309,31 @@ cli__opt_set(struct cli_cmd *cmd, int ch, const char *v)
 	return 0;
 }
 
+/* The names of s's positionals from the i-th on ("ADDRESS MAILBOX"). */
+static const char *
+cli__argname(const struct cli_spec *s, size_t i)
+{
+	const char	*p = s->argname;
+
+	while (i-- > 0 && strchr(p, ' ') != NULL)
+		p = strchr(p, ' ') + 1;
+	return p;
+}
+
+/* Store positional number i (from 0). */
+static int
+cli__positional(struct cli_cmd *cmd, const struct cli_spec *s, size_t i,
+    const char *v, const char *what)
+{
+	if (i >= (size_t)s->nargs)
+		return cli__usage_err(what, "unexpected argument '%s'", v);
+	if (i == 0)
+		cmd->arg = v;
+	else
+		cmd->arg2 = v;
+	return 0;
+}
+
 /* Check what a command requires once its options are known. */
 static int
 cli__check(struct cli_cmd *cmd, const struct cli_spec *s, unsigned seen,
@@ -316,9 +353,14 @@ cli__check(struct cli_cmd *cmd, const struct cli_spec *s, unsigned seen,
 			return cli__usage_err(what, "%s", "--out-cert and "
 			    "--out-key go with --client");
 		if (npos < (size_t)s->nargs)
-			return cli__usage_err(what, "missing %s", s->argname);
+			return cli__usage_err(what, "missing %s",
+			    cli__argname(s, npos));
 		if (s->nargs > 0 && cmd->arg[0] == '\0')
-			return cli__usage_err(what, "empty %s", s->argname);
+			return cli__usage_err(what, "empty %.*s",
+			    (int)strcspn(s->argname, " "), s->argname);
+		if (s->nargs > 1 && cmd->arg2[0] == '\0')
+			return cli__usage_err(what, "empty %s",
+			    cli__argname(s, 1));
 	}
 	if (missing != 0) {
 		/* the lowest missing bit names the option */
@@ -345,10 +387,8 @@ cli__parse_cmd(struct cli_cmd *cmd, const struct cli_spec *s, int argc,
 	while ((ch = getopt_long(argc, argv, "-:", cli_cmd_longopts,
 	    NULL)) != -1) {
 		if (ch == 1) {
-			if (npos++ >= (size_t)s->nargs)
-				return cli__usage_err(what, "unexpected "
-				    "argument '%s'", optarg);
-			cmd->arg = optarg;
+			if (cli__positional(cmd, s, npos++, optarg, what) < 0)
+				return ERR_INVAL;
 			continue;
 		}
 		if (ch == OPT_HELP) {
@@ -372,13 +412,53 @@ cli__parse_cmd(struct cli_cmd *cmd, const struct cli_spec *s, int argc,
 		if ((rc = cli__opt_set(cmd, ch, optarg)) < 0)
 			return rc;
 	}
-	for (; optind < argc; optind++) {	/* after "--" */
-		if (npos++ >= (size_t)s->nargs)
-			return cli__usage_err(what, "unexpected argument "
-			    "'%s'", argv[optind]);
-		cmd->arg = argv[optind];
-	}
+	for (; optind < argc; optind++)		/* after "--" */
+		if (cli__positional(cmd, s, npos++, argv[optind], what) < 0)
+			return ERR_INVAL;
 	return cli__check(cmd, s, seen, npos, what);
+}
+
+/*
+ * How many words of a command name ("queue list") argv[at + 1 ...]
+ * spells; 0 if it does not.
+ */
+static int
+cli__words(const char *name, int argc, char **argv, int at)
+{
+	size_t	len;
+	int	n = 0;
+
+	for (;;) {
+		len = strcspn(name, " ");
+		if (at + 1 + n >= argc || strlen(argv[at + 1 + n]) != len ||
+		    strncmp(argv[at + 1 + n], name, len) != 0)
+			return 0;
+		n++;
+		if (name[len] == '\0')
+			return n;
+		name += len + 1;
+	}
+}
+
+/* w is the first of a command name's several words in group. */
+static int
+cli__first_word(const char *group, const char *w)
+{
+	size_t	i, len = strlen(w);
+
+	for (i = 0; i < nitems(cli_specs); i++)
+		if (strcmp(cli_specs[i].group, group) == 0 &&
+		    cli_specs[i].name != NULL &&
+		    strncmp(cli_specs[i].name, w, len) == 0 &&
+		    cli_specs[i].name[len] == ' ')
+			return 1;
+	return 0;
+}
+
+static int
+cli__is_help(const char *w)
+{
+	return strcmp(w, "--help") == 0 || strcmp(w, "help") == 0;
 }
 
 /* The global options; *next is the index of the command word. */
@@ -434,7 +514,7 @@ cli_parse(struct cli_cmd *cmd, int argc, char **argv)
 {
 	const struct cli_spec	*s;
 	size_t			 i;
-	int			 rc, at = 0, group_known = 0;
+	int			 rc, at = 0, group_known = 0, words, prefix;
 
 	memset(cmd, 0, sizeof(*cmd));
 	if ((rc = cli__parse_global(cmd, argc, argv, &at)) < 0)
@@ -452,8 +532,8 @@ cli_parse(struct cli_cmd *cmd, int argc, char **argv)
 		cmd->group = s->group;
 		if (s->name == NULL)
 			break;
-		if (at + 1 < argc && strcmp(s->name, argv[at + 1]) == 0) {
-			at++;
+		if ((words = cli__words(s->name, argc, argv, at)) > 0) {
+			at += words;
 			break;
 		}
 	}
@@ -461,13 +541,17 @@ cli_parse(struct cli_cmd *cmd, int argc, char **argv)
 		return cli__usage_err(NULL, "unknown command '%s'",
 		    argv[at]);
 	if (i == nitems(cli_specs)) {
-		if (at + 1 < argc && (strcmp(argv[at + 1], "--help") == 0 ||
-		    strcmp(argv[at + 1], "help") == 0)) {
+		/* "mail queue --help", "mail queue" */
+		prefix = at + 1 < argc && cli__first_word(cmd->group,
+		    argv[at + 1]);
+		if ((at + 1 < argc && cli__is_help(argv[at + 1])) ||
+		    (prefix && at + 2 < argc && cli__is_help(argv[at + 2]))) {
 			cmd->help = 1;
 			return 0;
 		}
-		return cli__usage_err(cmd->group, "%s", at + 1 < argc ?
-		    "unknown subcommand" : "missing subcommand");
+		return cli__usage_err(cmd->group, "%s", at + 1 < argc &&
+		    (!prefix || at + 2 < argc) ? "unknown subcommand" :
+		    "missing subcommand");
 	}
 	cmd->verb = s->verb;
 	return cli__parse_cmd(cmd, s, argc - at, argv + at);
@@ -503,4 +587,13 @@ cli_usage(FILE *fp, const char *group)
 		    "verify-export needs\n"
 		    "       no config and no network, only the node CA "
 		    "certificate.\n");
+	if (group == NULL || strcmp(group, "mail") == 0)
+		fprintf(fp, "mail: mailsrv's admin API at [mailsrv] api_listen; "
+		    "only the node admin's\n"
+		    "       certificate ([cli] cert) is allowed, and every call "
+		    "is audited.\n"
+		    "       ID is a queue id (mail queue list); MAILBOX a name "
+		    "such as INBOX\n"
+		    "       (quote names with spaces).  Message contents are "
+		    "never shown.\n");
 }

@@ -2,7 +2,8 @@
  * cli.h -- the amanat admin CLI: parsed commands, the keyservice HTTPS
  * client, output helpers and the command handlers.
  *
- * The CLI is a client of the node's APIs (docs/keyservice-api.md); it
+ * The CLI is a client of the node's APIs (docs/keyservice-api.md,
+ * mailsrv's admin API for the mail commands, the daemons' audit APIs); it
  * includes only common/ and this header, never a service's headers.
  * Everything but main() lives in libcli.a so the unit tests
  * (tests/unit/test_cli_*.c) can call the pure parts: argument parsing,
@@ -73,6 +74,12 @@ enum cli_verb {
 	CLI_AUDIT_VERIFY,
 	CLI_AUDIT_EXPORT,
 	CLI_AUDIT_VERIFY_EXPORT,	/* offline: no config needed */
+	CLI_MAIL_QUEUE_LIST,
+	CLI_MAIL_QUEUE_SHOW,
+	CLI_MAIL_QUEUE_RETRY,
+	CLI_MAIL_QUEUE_DELETE,
+	CLI_MAIL_MAILBOXES,
+	CLI_MAIL_MESSAGES,
 };
 
 /*
@@ -89,7 +96,8 @@ struct cli_cmd {
 
 	enum cli_verb	 verb;
 	const char	*group;
-	const char	*arg;		/* NAME, ADDRESS, SERIAL, KEY_ID, CN */
+	const char	*arg;		/* NAME, ADDRESS, SERIAL, KEY_ID, CN, ID */
+	const char	*arg2;		/* a second positional: MAILBOX */
 	const char	*display_name;
 	const char	*domains[CLI_MULTI_MAX];
 	size_t		 ndomains;
@@ -378,5 +386,40 @@ struct cli_audit_check {
 int	cli_audit_verify_log(struct cli_audit_check *, json_t **,
 	    const struct cli_audit_src *, const char *, const json_t *,
 	    X509_STORE *, int);
+
+/* ------------------------------------------------------------ cmd_mail.c */
+
+/*
+ * mail queue list|show|retry|delete, mail mailboxes, mail messages:
+ * clients of mailsrv's admin API at [mailsrv] api_listen (node admin
+ * certificate only).
+ */
+int	cli_cmd_mail(const struct cli_cmd *, const struct amanat_conf *);
+
+/*
+ * The state of one recipient of a queue envelope: "pending",
+ * "delivered", "failed" (the API's string, or its number 0/1/2), or "?".
+ */
+const char *cli_mail_rcpt_state(const json_t *);
+/* "3 (2 pending, 1 failed)": how many recipients, and their states. */
+void	cli_mail_rcpts_summary(char *, size_t, const json_t *);
+/* IMAP system flags of a store flag word: "\Seen \Answered", or "". */
+void	cli_mail_flags(char *, size_t, long long);
+/*
+ * /v1/mailboxes/<address>[/<mailbox>] with each part percent-encoded as
+ * one segment (mailbox may be NULL).  ERR_TOOBIG if it does not fit.
+ */
+int	cli_mail_target(char *, size_t, const char *, const char *);
+
+/*
+ * Text renderings of the API's answers, appended to out: the queue list
+ * (an array of envelopes, oldest first), one envelope with its
+ * recipients, a mailbox list and a message list.  0, ERR_PROTO when the
+ * answer does not have the expected shape, or a buf error.
+ */
+int	cli_mail_queue_format(struct buf *, const json_t *);
+int	cli_mail_show_format(struct buf *, const json_t *);
+int	cli_mail_mailboxes_format(struct buf *, const json_t *);
+int	cli_mail_messages_format(struct buf *, const json_t *);
 
 #endif
