@@ -166,3 +166,28 @@ kcauth_resolve(struct keyclient *kc, SSL *ssl, kcauth_fn cb, void *arg)
 	}
 	return 0;
 }
+
+int
+kcauth_client_new(struct keyclient **out, struct daemon *d, const char *cert,
+    const char *key, unsigned conns)
+{
+	const struct amanat_conf	*cf = &d->conf;
+	struct tls_opts			 o;
+	SSL_CTX				*ctx;
+	int				 rc;
+
+	memset(&o, 0, sizeof(o));
+	o.cert = cert;
+	o.key = key;
+	o.ca = cf->tls.ca;
+	o.ciphers = cf->tls.ciphers;
+	o.ciphersuites = cf->tls.ciphersuites;
+	o.min_version = cf->tls.min_version;
+	o.verify = TLS_VERIFY_REQUIRE;
+	if ((rc = tls_client_ctx_new(&ctx, &o)) < 0)
+		return rc;
+	rc = keyclient_new(out, d->base, cf->keyservice.http.listen, ctx,
+	    conns);
+	SSL_CTX_free(ctx);
+	return rc;
+}

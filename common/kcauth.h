@@ -14,6 +14,7 @@
 
 #include <openssl/ssl.h>
 
+#include "common/daemon.h"
 #include "common/keyclient.h"
 
 #define KCAUTH_NAME_MAX	256
@@ -36,5 +37,12 @@ struct kcauth_caller {
 typedef void	(*kcauth_fn)(int, const struct kcauth_caller *, void *);
 
 int	kcauth_resolve(struct keyclient *, SSL *, kcauth_fn, void *);
+
+/*
+ * A keyservice client for a daemon: mutual TLS with its client
+ * certificate (cert, key files), the node CA, [keyservice] listen.
+ */
+int	kcauth_client_new(struct keyclient **, struct daemon *, const char *,
+	    const char *, unsigned);
 
 #endif

@@ -503,8 +503,11 @@ ks_auth_done(void *arg)
 			log_info("keyservice auth refused address=%s "
 			    "source=%s reason=suspended", j->address,
 			    j->source);
-			http_reply_error(j->req, 403, "suspended",
-			    "account is suspended");
+			ks_audited(ks, j->req, j->address, json_string_value(
+			    json_object_get(user, "dept")), j->source,
+			    "auth.password", j->by_service, AUDIT_DENIED, 403,
+			    json_pack("{s:s,s:s}", "error", "suspended",
+			    "message", "account is suspended"));
 		} else {
 			log_info("keyservice auth ok address=%s source=%s",
 			    j->address, j->source);

@@ -77,6 +77,29 @@ ms_env_json(const struct queue_env *e)
 
 /* ------------------------------------------------------------ handlers */
 
+/* Every queued envelope, in the same shape as GET /v1/queue/<id>. */
+static int
+ms_queue_list(struct mailsrv *ms, json_t **out)
+{
+	json_t			*all, *e;
+	struct queue_env	*env;
+	size_t			 i;
+	const char		*id;
+
+	if (queue_list(ms->queue, &all) < 0)
+		return -1;
+	*out = json_array();
+	json_array_foreach(all, i, e) {
+		id = json_string_value(json_object_get(e, "id"));
+		if (id != NULL && queue_get(ms->queue, id, &env) == 0) {
+			json_array_append_new(*out, ms_env_json(env));
+			queue_env_free(&env);
+		}
+	}
+	json_decref(all);
+	return 0;
+}
+
 /* The id in /v1/queue/<id>[/rest]; *rest gets what follows. */
 static int
 ms_queue_id(char *id, const char *path, const char **rest)
@@ -110,8 +133,7 @@ ms_admin_queue(struct mailsrv *ms, struct http_req *req, json_t **out,
 		return;
 	}
 	if (strcmp(path, "/v1/queue") == 0) {
-		rc = queue_list(ms->queue, out);
-		*status = rc == 0 ? 200 : 500;
+		*status = ms_queue_list(ms, out) == 0 ? 200 : 500;
 		return;
 	}
 	if (ms_queue_id(id, path, &rest) < 0) {
@@ -119,6 +141,11 @@ ms_admin_queue(struct mailsrv *ms, struct http_req *req, json_t **out,
 		return;
 	}
 	snprintf(object, objlen, "queue:%s", id);
+	if (strcmp(method, "GET") != 0 && delivery_busy(ms, id)) {
+		/* a delivery in progress would overwrite the change */
+		*status = 409;
+		return;
+	}
 	if ((rc = queue_get(ms->queue, id, &env)) < 0) {
 		*status = rc == ERR_NOTFOUND ? 404 : 500;
 		return;
@@ -219,6 +246,9 @@ ms_api_audited(void *arg, int rc, uint64_t index)
 		if (j->status == 403)
 			http_reply_error(j->req, 403, "forbidden", "only the "
 			    "node administrator may do this");
+		else if (j->status == 409)
+			http_reply_error(j->req, 409, "busy", "the message is "
+			    "being delivered; try again in a moment");
 		else if (j->status == 404)
 			http_reply_error(j->req, 404, "not_found",
 			    "no such resource");

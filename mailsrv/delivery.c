@@ -682,6 +682,12 @@ delivery_tick(evutil_socket_t fd, short ev, void *arg)
  * A one-shot event, apart from the periodic tick: activating a persistent
  * timer by hand would push its next expiry back each time.
  */
+int
+delivery_busy(struct mailsrv *ms, const char *id)
+{
+	return inflight_has(id);
+}
+
 void
 delivery_kick(struct mailsrv *ms)
 {

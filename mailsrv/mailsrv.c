@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/auditkc.h"
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/kcauth.h"
@@ -217,24 +218,10 @@ int
 mailsrv_link_start(struct mailsrv *ms)
 {
 	const struct amanat_conf	*cf = &ms->d->conf;
-	struct tls_opts			 o;
-	SSL_CTX				*ctx;
 	int				 rc;
 
-	memset(&o, 0, sizeof(o));
-	o.cert = cf->mailsrv_client.cert;
-	o.key = cf->mailsrv_client.key;
-	o.ca = cf->tls.ca;
-	o.ciphers = cf->tls.ciphers;
-	o.ciphersuites = cf->tls.ciphersuites;
-	o.min_version = cf->tls.min_version;
-	o.verify = TLS_VERIFY_REQUIRE;
-	if ((rc = tls_client_ctx_new(&ctx, &o)) < 0)
-		return rc;
-	rc = keyclient_new(&ms->kc, ms->d->base, cf->keyservice.http.listen,
-	    ctx, MS_KC_CONNS);
-	SSL_CTX_free(ctx);
-	if (rc < 0)
+	if ((rc = kcauth_client_new(&ms->kc, ms->d, cf->mailsrv_client.cert,
+	    cf->mailsrv_client.key, MS_KC_CONNS)) < 0)
 		return rc;
 	ms->bootstrap_ev = evtimer_new(ms->d->base, ms_bootstrap, ms);
 	ms->domains_ev = evtimer_new(ms->d->base, ms_domains_fetch, ms);
@@ -259,121 +246,14 @@ mailsrv_link_stop(struct mailsrv *ms)
 
 /* ------------------------------------------------------------ audit */
 
-struct ms_sign_job {
-	auditsvc_signed_fn	 done;
-	void			*arg;
-};
-
-static void
-ms_sign_cb(int status, json_t *body, void *arg)
-{
-	struct ms_sign_job	*j = arg;
-	const char		*b64 = json_string_value(json_object_get(body,
-	    "signature"));
-	const char		*kid = json_string_value(json_object_get(body,
-	    "key_id"));
-	unsigned char		*sig = NULL;
-	size_t			 len = 0;
-
-	if (status != 200 || b64 == NULL || b64_decode(&sig, &len, b64,
-	    strlen(b64), 1024) < 0)
-		j->done(ERR_IO, NULL, 0, NULL, NULL, j->arg);
-	else
-		j->done(0, sig, len, "ed25519", kid ? kid : "mailsrv", j->arg);
-	free(sig);
-	free(j);
-}
-
-static void
-ms_audit_sign(const void *body, size_t len, auditsvc_signed_fn done,
-    void *done_arg, void *ctx)
-{
-	struct mailsrv		*ms = ctx;
-	struct ms_sign_job	*j = xcalloc(1, sizeof(*j));
-
-	j->done = done;
-	j->arg = done_arg;
-	if (keyclient_sign_raw(ms->kc, body, len, ms_sign_cb, j) < 0) {
-		free(j);
-		done(ERR_IO, NULL, 0, NULL, NULL, done_arg);
-	}
-}
-
-struct ms_authz_job {
-	struct http_req		*req;
-	auditsvc_authz_done_fn	 done;
-	void			*arg;
-};
-
-static void
-ms_authz_cb(int rc, const struct kcauth_caller *c, void *arg)
-{
-	struct ms_authz_job	*j = arg;
-
-	j->done(j->req, rc == 0 && c->security_officer, c ? c->name :
-	    "unknown", c ? c->dept : "", j->arg);
-	free(j);
-}
-
-static void
-ms_audit_authz(struct http_req *req, auditsvc_authz_done_fn done,
-    void *done_arg, void *ctx)
-{
-	struct mailsrv		*ms = ctx;
-	struct net_conn		*nc = http_req_conn(req);
-	struct ms_authz_job	*j = xcalloc(1, sizeof(*j));
-
-	j->req = req;
-	j->done = done;
-	j->arg = done_arg;
-	if (kcauth_resolve(ms->kc, nc ? net_conn_ssl(nc) : NULL, ms_authz_cb,
-	    j) < 0) {
-		free(j);
-		done(req, 0, "unknown", "", done_arg);
-	}
-}
-
-static const char *
-ms_signer_cert(void *ctx)
-{
-	return ((struct mailsrv *)ctx)->sign_cert;
-}
-
-static void
-ms_sign_cert_cb(int status, json_t *body, void *arg)
-{
-	struct mailsrv	*ms = arg;
-	const char	*pem = json_string_value(json_object_get(body,
-	    "certificate"));
-
-	if (status == 200 && pem != NULL) {
-		free(ms->sign_cert);
-		ms->sign_cert = xstrdup(pem);
-	} else
-		log_warnx("mailsrv audit signing certificate unavailable "
-		    "status=%d", status);
-}
-
 int
 mailsrv_audit_start(struct mailsrv *ms)
 {
-	static struct auditsvc_ops	ops;
-
-	ops.sign = ms_audit_sign;
-	ops.authorize = ms_audit_authz;
-	ops.signer_cert = ms_signer_cert;
-	ops.ctx = ms;
-	if (keyclient_call(ms->kc, "GET", "/v1/sign/keys/mailsrv", NULL,
-	    KEYCLIENT_IDEMPOTENT, ms_sign_cert_cb, ms) < 0)
-		log_warnx("mailsrv audit: cannot ask for the signing "
-		    "certificate");
-	return auditsvc_open(&ms->audit, ms->d, &ops);
+	return auditkc_open(&ms->audit, ms->d, ms->kc);
 }
 
 void
 mailsrv_audit_stop(struct mailsrv *ms)
 {
-	auditsvc_close(&ms->audit);
-	free(ms->sign_cert);
-	ms->sign_cert = NULL;
+	auditkc_close(&ms->audit);
 }

@@ -44,7 +44,6 @@ struct mailsrv {
 	struct http_server	*api;		/* admin and audit API */
 	SSL_CTX			*api_tls;	/* mutual TLS */
 	struct auditsvc		*audit;
-	char			*sign_cert;	/* PEM: checkpoint key */
 };
 
 /* Connection limits of the SMTP (imap = 0) or IMAP (imap = 1) server. */
@@ -72,6 +71,8 @@ int	imap_server_start(struct mailsrv *);
 /* delivery.c: the queue runner (local delivery into the store). */
 int	delivery_start(struct mailsrv *);
 void	delivery_stop(struct mailsrv *);
+/* 1 while a delivery of queue id is in progress. */
+int	delivery_busy(struct mailsrv *, const char *);
 /* Run due deliveries soon (after a commit). */
 void	delivery_kick(struct mailsrv *);
 /* Last, once workers and keyservice callbacks are done. */

@@ -407,8 +407,11 @@ fail:
 void
 cli_conn_close(struct cli_conn *c)
 {
-	if (c->ssl != NULL)
+	if (c->ssl != NULL) {
+		if (SSL_is_init_finished(c->ssl))
+			(void)SSL_shutdown(c->ssl);	/* close_notify */
 		SSL_free(c->ssl);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->ssl = NULL;

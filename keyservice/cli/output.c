@@ -266,7 +266,7 @@ cli_call(json_t **out, struct cli_ctx *ctx, const char *method,
 		return rc;
 	}
 	if (r.json == NULL) {
-		fprintf(stderr, "amanat: empty answer from keyservice "
+		fprintf(stderr, "amanat: empty answer from the server "
 		    "(HTTP %d)\n", r.status);
 		return CLI_EXIT_CONNECT;
 	}

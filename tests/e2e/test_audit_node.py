@@ -165,14 +165,17 @@ def entries(c, start=0, stop=None, query=""):
 
 # ---------------------------------------------------------------- volume
 
-def datakeys(node, n, prefix, threads=4, key_id="finance", stop=None):
+def datakeys(node, n, prefix, threads=4, key_id="finance", stop=None,
+             ok=None, errors=None):
     """
     n datakey requests (fewer when stop, a threading.Event, is set) as
     mailsrv, context "<prefix>:<thread>:<i>", over `threads` keep-alive
-    connections.  Returns (contexts answered 200, errors): an error ends
-    its thread (a killed daemon).
+    connections.  Returns (contexts answered 200, errors), the lists ok
+    and errors if given (appended to as answers come): an error ends its
+    thread (a killed daemon).
     """
-    ok, errors = [], []
+    ok = [] if ok is None else ok
+    errors = [] if errors is None else errors
     lock = threading.Lock()
 
     def worker(t):
