@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "common/err.h"
+#include "common/http_field.h"
 #include "common/http_parse.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -90,28 +91,6 @@ hp_bad(struct http_parser *p, const char *msg)
 }
 
 /* RFC 9110 tchar. */
-static int
-hp_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int
-hp_token(const char *s, size_t n)
-{
-	size_t	i;
-
-	if (n == 0)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!hp_tchar((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
-
 static int
 hp_hexval(unsigned char c)
 {
@@ -318,7 +297,7 @@ hp_request_line(struct http_parser *p, const char *s, size_t n)
 	tlen = (size_t)(sp2 - t);
 	v = sp2 + 1;
 	vlen = n - mlen - tlen - 2;
-	if (!hp_token(s, mlen))
+	if (!http_token(s, mlen))
 		return hp_bad(p, "bad method");
 	if (vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' ||
 	    v[5] > '9' || v[6] != '.' || v[7] < '0' || v[7] > '9')
@@ -342,44 +321,17 @@ hp_request_line(struct http_parser *p, const char *s, size_t n)
 	return 0;
 }
 
-/* 1 if the comma-separated list v holds token tok (case-insensitive). */
-static int
-hp_list_has(const char *v, const char *tok)
-{
-	size_t	len, toklen = strlen(tok);
-
-	while (*v != '\0') {
-		while (*v == ' ' || *v == '\t' || *v == ',')
-			v++;
-		len = strcspn(v, ",");
-		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-			len--;
-		if (len == toklen && strncasecmp(v, tok, len) == 0)
-			return 1;
-		v += strcspn(v, ",");
-	}
-	return 0;
-}
-
 /* Headers that change framing or connection handling. */
 static int
 hp_header_meaning(struct http_parser *p, const char *name, const char *v)
 {
-	uint64_t	n = 0, d;
+	uint64_t	n = 0;
 
 	if (strcasecmp(name, "Content-Length") == 0) {
 		if (p->flags & HPF_HAS_CL)
 			return hp_bad(p, "duplicate Content-Length");
-		if (*v == '\0')
+		if (http_content_length(v, &n) < 0)
 			return hp_bad(p, "invalid Content-Length");
-		for (; *v != '\0'; v++) {
-			if (*v < '0' || *v > '9')
-				return hp_bad(p, "invalid Content-Length");
-			d = (uint64_t)(*v - '0');
-			if (n > (UINT64_MAX - d) / 10)
-				return hp_bad(p, "invalid Content-Length");
-			n = n * 10 + d;
-		}
 		p->flags |= HPF_HAS_CL;
 		p->content_length = n;
 	} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
@@ -395,9 +347,9 @@ hp_header_meaning(struct http_parser *p, const char *name, const char *v)
 			return hp_bad(p, "duplicate Host");
 		p->flags |= HPF_HOST;
 	} else if (strcasecmp(name, "Connection") == 0) {
-		if (hp_list_has(v, "close"))
+		if (http_list_has(v, "close"))
 			p->flags |= HPF_CLOSE;
-		if (hp_list_has(v, "keep-alive"))
+		if (http_list_has(v, "keep-alive"))
 			p->flags |= HPF_KEEPALIVE;
 	} else if (strcasecmp(name, "Expect") == 0) {
 		if (strcasecmp(v, "100-continue") == 0)
@@ -411,32 +363,17 @@ static int
 hp_header_line(struct http_parser *p, const char *s, size_t n)
 {
 	struct http_parse_field	*f;
-	const char		*colon, *v;
-	size_t			 nlen, vlen, i;
+	const char		*v, *why;
+	size_t			 nlen, vlen;
 	int			 rc;
 
-	if (s[0] == ' ' || s[0] == '\t')
+	if (n > 0 && (s[0] == ' ' || s[0] == '\t'))
 		return hp_bad(p, "header folding not allowed");
 	if (p->nfields == HTTP_PARSE_MAX_HEADERS)
 		return hp_fail(p, 431, "too_many_headers",
 		    "too many header fields");
-	if ((colon = memchr(s, ':', n)) == NULL)
-		return hp_bad(p, "header line without colon");
-	nlen = (size_t)(colon - s);
-	if (!hp_token(s, nlen))
-		return hp_bad(p, "invalid header name");
-	v = colon + 1;
-	vlen = n - nlen - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	for (i = 0; i < vlen; i++)
-		if (((unsigned char)v[i] < 0x20 && v[i] != '\t') ||
-		    v[i] == 0x7f)
-			return hp_bad(p, "control character in header value");
+	if (http_field_split(s, n, &nlen, &v, &vlen, &why) < 0)
+		return hp_bad(p, why);
 	f = &p->fields[p->nfields];
 	if ((rc = hp_store(p, s, nlen, &f->name)) < 0 ||
 	    (rc = hp_store(p, v, vlen, &f->value)) < 0)

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "common/err.h"
+#include "common/http_field.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -66,15 +67,6 @@ hc_fail(struct httpc_parser *p, int err, const char *msg)
 }
 
 /* RFC 9110 tchar. */
-static int
-hc_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* Wipe and free the body. */
 static void
 hc_body_free(struct httpc_parser *p)
@@ -158,56 +150,27 @@ hc_status_line(struct httpc_parser *p, const char *s, size_t n)
 	return 0;
 }
 
-/* 1 if the comma-separated list v holds token tok (case-insensitive). */
-static int
-hc_list_has(const char *v, const char *tok)
-{
-	size_t	len, toklen = strlen(tok);
-
-	while (*v != '\0') {
-		while (*v == ' ' || *v == '\t' || *v == ',')
-			v++;
-		len = strcspn(v, ",");
-		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-			len--;
-		if (len == toklen && strncasecmp(v, tok, len) == 0)
-			return 1;
-		v += strcspn(v, ",");
-	}
-	return 0;
-}
-
 /* Headers that change framing or connection handling. */
 static int
 hc_header_meaning(struct httpc_parser *p, const char *name, const char *v)
 {
-	uint64_t	n = 0, d;
+	uint64_t	n = 0;
 
 	if (strcasecmp(name, "Content-Length") == 0) {
 		if (p->flags & HCF_HAS_CL)
 			return hc_fail(p, ERR_PROTO,
 			    "duplicate Content-Length");
-		if (*v == '\0')
+		if (http_content_length(v, &n) < 0)
 			return hc_fail(p, ERR_PROTO, "invalid Content-Length");
-		for (; *v != '\0'; v++) {
-			if (*v < '0' || *v > '9')
-				return hc_fail(p, ERR_PROTO,
-				    "invalid Content-Length");
-			d = (uint64_t)(*v - '0');
-			if (n > (UINT64_MAX - d) / 10)
-				return hc_fail(p, ERR_PROTO,
-				    "invalid Content-Length");
-			n = n * 10 + d;
-		}
 		p->flags |= HCF_HAS_CL;
 		p->content_length = n;
 	} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
 		return hc_fail(p, ERR_PROTO,
 		    "Transfer-Encoding is not supported");
 	} else if (strcasecmp(name, "Connection") == 0) {
-		if (hc_list_has(v, "close"))
+		if (http_list_has(v, "close"))
 			p->flags |= HCF_CLOSE;
-		if (hc_list_has(v, "keep-alive"))
+		if (http_list_has(v, "keep-alive"))
 			p->flags |= HCF_KEEPALIVE;
 	}
 	return 0;
@@ -228,35 +191,16 @@ static int
 hc_header_line(struct httpc_parser *p, const char *s, size_t n)
 {
 	struct httpc_field	*f;
-	const char		*colon, *v;
-	size_t			 nlen, vlen, i;
+	const char		*v, *why;
+	size_t			 nlen, vlen;
 	int			 rc;
 
-	if (s[0] == ' ' || s[0] == '\t')
+	if (n > 0 && (s[0] == ' ' || s[0] == '\t'))
 		return hc_fail(p, ERR_PROTO, "header folding not allowed");
 	if (p->nfields == HTTPC_MAX_HEADERS)
 		return hc_fail(p, ERR_TOOBIG, "too many header fields");
-	if ((colon = memchr(s, ':', n)) == NULL)
-		return hc_fail(p, ERR_PROTO, "header line without colon");
-	nlen = (size_t)(colon - s);
-	if (nlen == 0)
-		return hc_fail(p, ERR_PROTO, "invalid header name");
-	for (i = 0; i < nlen; i++)
-		if (!hc_tchar((unsigned char)s[i]))
-			return hc_fail(p, ERR_PROTO, "invalid header name");
-	v = colon + 1;
-	vlen = n - nlen - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	for (i = 0; i < vlen; i++)
-		if (((unsigned char)v[i] < 0x20 && v[i] != '\t') ||
-		    v[i] == 0x7f)
-			return hc_fail(p, ERR_PROTO,
-			    "control character in header value");
+	if (http_field_split(s, n, &nlen, &v, &vlen, &why) < 0)
+		return hc_fail(p, ERR_PROTO, why);
 	f = &p->fields[p->nfields];
 	if ((rc = hc_store(p, s, nlen, &f->name)) < 0 ||
 	    (rc = hc_store(p, v, vlen, &f->value)) < 0)
