@@ -131,6 +131,33 @@ ks_h_key_datakey(struct http_req *req, void *arg)
 	json_decref(body);
 }
 
+/*
+ * The common start of unwrap and rewrap: the caller may use data keys,
+ * the body has "wrapped" and "context", the key id is the caller's to
+ * use.  Returns the body (the caller decrefs) with *actx the context in
+ * the API's namespace (the caller frees), or NULL once answered.
+ */
+static json_t *
+ks_wrapped_req(struct keyservice *ks, struct http_req *req,
+    struct ks_caller *c, const char **w, const char **ctx, char **actx)
+{
+	json_t	*body;
+	int	 bad = 0;
+
+	if (ks_auth(ks, req, c) < 0 || ks_key_caller(req, c) < 0)
+		return NULL;
+	if ((body = http_req_json(req)) == NULL)
+		return NULL;
+	*w = ks_field(req, body, "wrapped", 0, 1, &bad);
+	*ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
+	if (bad || !ks_wrapped_ok(req, c, *w)) {
+		json_decref(body);
+		return NULL;
+	}
+	*actx = ks_api_context(*ctx);
+	return body;
+}
+
 void
 ks_h_key_unwrap(struct http_req *req, void *arg)
 {
@@ -140,27 +167,19 @@ ks_h_key_unwrap(struct http_req *req, void *arg)
 	size_t			 len = 0;
 	json_t			*body;
 	const char		*w, *ctx;
-	int			 bad = 0, rc;
+	char			*actx;
+	int			 rc;
 
-	if (ks_auth(ks, req, &c) < 0 || ks_key_caller(req, &c) < 0)
+	if ((body = ks_wrapped_req(ks, req, &c, &w, &ctx, &actx)) == NULL)
 		return;
-	if ((body = http_req_json(req)) == NULL)
-		return;
-	w = ks_field(req, body, "wrapped", 0, 1, &bad);
-	ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
-	if (!bad && ks_wrapped_ok(req, &c, w)) {
-		char *actx = ks_api_context(ctx);
-
-		rc = keys_unwrap(ks->keys, w, actx, &plain, &len);
-		free(actx);
-		if (rc < 0)
-			ks_reply_err(req, rc);
-		else
-			ks_audited(ks, req, c.name, c.dept, NULL, "key.unwrap",
-			    ctx, AUDIT_OK, 200, json_pack("{s:o}",
-			    "plaintext", ks_secret_b64(plain, len)));
-		xfreezero(plain, len);
-	}
+	if ((rc = keys_unwrap(ks->keys, w, actx, &plain, &len)) < 0)
+		ks_reply_err(req, rc);
+	else
+		ks_audited(ks, req, c.name, c.dept, NULL, "key.unwrap", ctx,
+		    AUDIT_OK, 200, json_pack("{s:o}", "plaintext",
+		    ks_secret_b64(plain, len)));
+	xfreezero(plain, len);
+	free(actx);
 	json_decref(body);
 }
 
@@ -171,31 +190,21 @@ ks_h_key_rewrap(struct http_req *req, void *arg)
 	struct ks_caller	 c;
 	json_t			*body;
 	const char		*w, *ctx;
-	char			*nw = NULL, id[KEYS_ID_MAX + 1];
+	char			*actx, *nw = NULL, id[KEYS_ID_MAX + 1];
 	uint32_t		 version;
-	int			 bad = 0, rc;
+	int			 rc;
 
-	if (ks_auth(ks, req, &c) < 0 || ks_key_caller(req, &c) < 0)
+	if ((body = ks_wrapped_req(ks, req, &c, &w, &ctx, &actx)) == NULL)
 		return;
-	if ((body = http_req_json(req)) == NULL)
-		return;
-	w = ks_field(req, body, "wrapped", 0, 1, &bad);
-	ctx = ks_field(req, body, "context", KEYS_CONTEXT_MAX, 1, &bad);
-	if (!bad && ks_wrapped_ok(req, &c, w)) {
-		char *actx = ks_api_context(ctx);
-
-		rc = keys_rewrap(ks->keys, w, actx, &nw, &version);
-		free(actx);
-		if (rc < 0 ||
-		    (rc = keys_describe(nw, id, sizeof(id), NULL)) < 0)
-			ks_reply_err(req, rc);
-		else
-			ks_audited(ks, req, c.name, c.dept, NULL, "key.rewrap",
-			    ctx, AUDIT_OK, 200, json_pack("{s:s,s:s,s:I}",
-			    "wrapped", nw, "key_id", id, "version",
-			    (json_int_t)version));
-		free(nw);
-	}
+	if ((rc = keys_rewrap(ks->keys, w, actx, &nw, &version)) < 0 ||
+	    (rc = keys_describe(nw, id, sizeof(id), NULL)) < 0)
+		ks_reply_err(req, rc);
+	else
+		ks_audited(ks, req, c.name, c.dept, NULL, "key.rewrap", ctx,
+		    AUDIT_OK, 200, json_pack("{s:s,s:s,s:I}", "wrapped", nw,
+		    "key_id", id, "version", (json_int_t)version));
+	free(nw);
+	free(actx);
 	json_decref(body);
 }
 
