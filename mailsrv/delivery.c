@@ -183,6 +183,8 @@ delivery_job_free(struct delivery_job *j)
 	free(j);
 }
 
+static void	delivery_key_fetch(struct delivery_job *, size_t);
+
 /* A key lookup finished: run the job when all are in. */
 static void
 delivery_key_ready(struct delivery_job *j)
@@ -215,11 +217,15 @@ delivery_key_cb(int status, json_t *body, void *arg)
 		j->failed_keys = 1;
 	} else if (kr->created && (rc = store_user_create(j->ms->store,
 	    r->addr, wrapped ? wrapped : "")) < 0) {
-		/* ERR_EXISTS: another delivery created it; retry later */
-		if (rc != ERR_EXISTS)
+		if (rc == ERR_EXISTS)
+			/* another delivery created the mailbox meanwhile:
+			 * use its key (the fetch is counted before ours ends) */
+			delivery_key_fetch(j, kr->i);
+		else {
 			log_warnx("delivery cannot create mailbox of %s: %s",
 			    r->addr, err_msg());
-		j->failed_keys = 1;
+			j->failed_keys = 1;
+		}
 	} else {
 		memcpy(j->deks[kr->i], dek, STORE_DEK_LEN);
 		j->ready[kr->i] = 1;

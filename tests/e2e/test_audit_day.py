@@ -14,9 +14,9 @@ sofia@finance.amanat.test:
 - `amanat audit export` then `amanat audit verify-export` with no config
   and no network; an edited bundle fails naming the entry.
 
-docstore has no documents (and no audit API) yet: the day has no
-document actions, and the CLI is pointed at keyservice and mailsrv
-(--service), since a running docstore answers its audit routes 404.
+docstore has no documents yet: the day has no document actions, the
+node runs no docstore, and the CLI is pointed at keyservice and mailsrv
+(--service).
 """
 import base64
 import collections
@@ -121,7 +121,8 @@ def cps(day):
         c = api(node, svc)
         cp1 = wait_checkpoint(c, 1)
         cp2 = next_checkpoint(node, c, svc)
-        assert cp2["size"] > cp1["size"], (cp1, cp2)
+        while cp2["size"] - cp1["size"] < 1000:    # one of the 60 s ones
+            cp2 = next_checkpoint(node, c, svc)
         out[svc] = (cp1, cp2)
         c.reset()
     return out
@@ -531,9 +532,11 @@ def test_export_edited_fails_naming_the_entry(day, cps, tmp_path):
     expect_bad(b, 15, "actor", ["entry 15"])
     # one character of one entry's object
     b = copy.deepcopy(orig)
-    e = b["entries"][40]["entry"]
+    k = next(k for k in range(40, len(b["entries"]))
+             if b["entries"][k]["entry"]["object"])
+    e = b["entries"][k]["entry"]
     e["object"] = e["object"][:-1] + chr(ord(e["object"][-1]) ^ 1)
-    expect_bad(b, 50, "object", ["entry 50"])
+    expect_bad(b, 10 + k, "object", ["entry %d" % (10 + k)])
     # one entry's outcome
     b = copy.deepcopy(orig)
     b["entries"][0]["entry"]["outcome"] = "denied" if \
