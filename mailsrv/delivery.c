@@ -371,7 +371,9 @@ delivery_work_finish(void *arg)
 	}
 	if (pending) {
 		env->attempts++;
-		env->next_try = now + delivery_backoff(cf, env->attempts);
+		/* next_try has whole seconds: +1 so the wait is never
+		 * shorter than the backoff, whatever the fraction of now */
+		env->next_try = now + delivery_backoff(cf, env->attempts) + 1;
 	} else if (env->sender[0] != '\0' && j->read_rc == 0 &&
 	    (dsn_count(env, DSN_FAILURE) > 0 ||
 	    dsn_count(env, DSN_SUCCESS) > 0)) {
