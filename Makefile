@@ -53,7 +53,7 @@ PROGS	= $(BUILD)/keyservice $(BUILD)/mailsrv $(BUILD)/docstore $(BUILD)/amanat
 
 UNIT_SRC	= $(wildcard tests/unit/test_*.c)
 # Test tools the e2e tests run (read the encrypted store and queue).
-TOOLS		= $(BUILD)/tools/store_dump
+TOOLS		= $(BUILD)/tools/store_dump $(BUILD)/tools/audit_tamper
 UNIT_BIN	= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps run check unit e2e fuzz bench lint clean distclean tools
@@ -94,6 +94,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
 
 $(BUILD)/tools/store_dump: $(call obj,tests/tools/store_dump.c) $(LIBMAIL) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tools/audit_tamper: $(call obj,tests/tools/audit_tamper.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -20,6 +20,7 @@
 #include "common/kcauth.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "common/xmalloc.h"
 
 /* One per process: a daemon has one audit log. */
@@ -72,6 +73,7 @@ akc_sign(const void *body, size_t len, auditsvc_signed_fn done,
 
 struct akc_authz_job {
 	struct http_req		*req;
+	char			 cn[KCAUTH_NAME_MAX];	/* for the record */
 	auditsvc_authz_done_fn	 done;
 	void			*arg;
 };
@@ -81,8 +83,8 @@ akc_authz_cb(int rc, const struct kcauth_caller *c, void *arg)
 {
 	struct akc_authz_job	*j = arg;
 
-	j->done(j->req, rc == 0 && c->security_officer, c ? c->name :
-	    "unknown", c ? c->dept : "", j->arg);
+	j->done(j->req, rc == ERR_IO ? -1 : rc == 0 && c->security_officer,
+	    c ? c->name : j->cn, c ? c->dept : "", j->arg);
 	free(j);
 }
 
@@ -93,14 +95,18 @@ akc_authz(struct http_req *req, auditsvc_authz_done_fn done,
 	struct akc		*a = ctx;
 	struct net_conn		*nc = http_req_conn(req);
 	struct akc_authz_job	*j = xcalloc(1, sizeof(*j));
+	int			 rc;
 
 	j->req = req;
 	j->done = done;
 	j->arg = done_arg;
-	if (kcauth_resolve(a->kc, nc ? net_conn_ssl(nc) : NULL, akc_authz_cb,
-	    j) < 0) {
+	if (nc == NULL || net_conn_ssl(nc) == NULL ||
+	    tls_peer_cn(j->cn, sizeof(j->cn), net_conn_ssl(nc)) < 0)
+		snprintf(j->cn, sizeof(j->cn), "unknown");
+	if ((rc = kcauth_resolve(a->kc, nc ? net_conn_ssl(nc) : NULL,
+	    akc_authz_cb, j)) < 0) {
+		done(req, rc == ERR_IO ? -1 : 0, j->cn, "", done_arg);
 		free(j);
-		done(req, 0, "unknown", "", done_arg);
 	}
 }
 

@@ -879,11 +879,16 @@ auditsvc__authorized(struct http_req *req, int allowed, const char *actor,
 		return;
 	}
 	c->denied = 1;
-	auditsvc__error(c, 403, "forbidden", NULL, "the audit log is for "
-	    "security officers");
+	if (allowed < 0)	/* the caller could not be resolved now */
+		auditsvc__error(c, 503, "busy", NULL, "cannot check the "
+		    "caller's roles now; try again");
+	else
+		auditsvc__error(c, 403, "forbidden", NULL, "the audit log is "
+		    "for security officers");
 	rc = auditsvc_record(svc, actor, dept, http_req_peer(req),
-	    AUDITSVC_ACTION, auditsvc_paths[c->route], AUDIT_DENIED,
-	    http_req_id(req), NULL, auditsvc__recorded, c);
+	    AUDITSVC_ACTION, auditsvc_paths[c->route], allowed < 0 ?
+	    AUDIT_ERROR : AUDIT_DENIED, http_req_id(req), NULL,
+	    auditsvc__recorded, c);
 	if (rc < 0) {
 		log_warnx("%016llx auditsvc denied entry not recorded: %s",
 		    (unsigned long long)http_req_id(req), err_msg());

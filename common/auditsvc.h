@@ -87,7 +87,8 @@ typedef void	(*auditsvc_sign_fn)(const void *, size_t, auditsvc_signed_fn,
  * authorize(req, done, arg, ctx): decide on the caller of an audit API
  * request; call done(req, allowed, actor, dept, arg) exactly once, later
  * or at once, on the loop thread.  allowed: 1 security officer,
- * 0 refused (403).  actor/dept are recorded in the audit entry.
+ * 0 refused (403), -1 cannot tell now (503: e.g. keyservice is down).
+ * actor/dept are recorded in the audit entry.
  */
 typedef void	(*auditsvc_authz_done_fn)(struct http_req *, int,
 		    const char *, const char *, void *);
