@@ -230,10 +230,11 @@ done:
 	return rc;
 }
 
-int
-store_deliver(struct store *s, const char *addr, const char *mailbox,
+static int
+st_deliver(struct store *s, const char *addr, const char *mailbox,
     const unsigned char *dek, const void *msg, size_t len, uint32_t flags,
-    int64_t internaldate, uint32_t *uidvalidity_out, uint32_t *uid_out)
+    int64_t internaldate, const char *dedup, uint32_t *uidvalidity_out,
+    uint32_t *uid_out)
 {
 	struct store_append	a;
 
@@ -242,8 +243,18 @@ store_deliver(struct store *s, const char *addr, const char *mailbox,
 	a.len = len;
 	a.flags = flags;
 	a.internaldate = internaldate;
+	a.dedup = dedup;
 	return store_append(s, addr, mailbox, dek, &a, uidvalidity_out,
 	    uid_out);
+}
+
+int
+store_deliver(struct store *s, const char *addr, const char *mailbox,
+    const unsigned char *dek, const void *msg, size_t len, uint32_t flags,
+    int64_t internaldate, uint32_t *uidvalidity_out, uint32_t *uid_out)
+{
+	return st_deliver(s, addr, mailbox, dek, msg, len, flags,
+	    internaldate, NULL, uidvalidity_out, uid_out);
 }
 
 /* ------------------------------------------------------------ read */
@@ -591,13 +602,6 @@ store_deliver_once(struct store *s, const char *addr, const char *mailbox,
     int64_t internaldate, const char *dedup, uint32_t *uidvalidity_out,
     uint32_t *uid_out)
 {
-	struct store_append	a;
-
-	memset(&a, 0, sizeof(a));
-	a.msg = msg;
-	a.len = len;
-	a.internaldate = internaldate;
-	a.dedup = dedup;
-	return store_append(s, addr, mailbox, dek, &a, uidvalidity_out,
-	    uid_out);
+	return st_deliver(s, addr, mailbox, dek, msg, len, 0, internaldate,
+	    dedup, uidvalidity_out, uid_out);
 }
