@@ -304,6 +304,43 @@ test_mailsrv_store__roundtrip(void **state)
 	assert_int_equal(blob_count(f), 2);
 }
 
+/* A delivery id makes a repeated delivery a no-op with the first UID. */
+static void
+test_mailsrv_store__deliver_once(void **state)
+{
+	struct fx		*f = *state;
+	struct store_status	 st;
+	uint32_t		 uv, uid, uv2, uid2;
+	char			 longid[STORE_DEDUP_MAX + 2];
+
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "hello", 5,
+	    0, "q1:0", &uv, &uid), 0);
+	assert_int_equal(uid, 1);
+	/* the same id again: nothing stored, the first UID reported */
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "hello", 5,
+	    0, "q1:0", &uv2, &uid2), ERR_EXISTS);
+	assert_int_equal(uv2, uv);
+	assert_int_equal(uid2, 1);
+	/* another id is another delivery */
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "hello", 5,
+	    0, "q1:1", &uv2, &uid2), 0);
+	assert_int_equal(uid2, 2);
+	assert_int_equal(store_mailbox_status(f->s, U1, "INBOX", &st), 0);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(blob_count(f), 2);
+	/* ids are bounded: STORE_DEDUP_MAX ok, one more refused */
+	memset(longid, 'a', sizeof(longid));
+	longid[STORE_DEDUP_MAX] = '\0';
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "x", 1, 0,
+	    longid, &uv2, &uid2), 0);
+	longid[STORE_DEDUP_MAX] = 'a';
+	longid[STORE_DEDUP_MAX + 1] = '\0';
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "x", 1, 0,
+	    longid, &uv2, &uid2), ERR_INVAL);
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "x", 1, 0,
+	    "", &uv2, &uid2), ERR_INVAL);
+}
+
 static void
 test_mailsrv_store__no_plaintext(void **state)
 {
@@ -1397,6 +1434,7 @@ main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 		T(test_mailsrv_store__users),
 		T(test_mailsrv_store__roundtrip),
+		T(test_mailsrv_store__deliver_once),
 		T(test_mailsrv_store__no_plaintext),
 		T(test_mailsrv_store__wrong_dek),
 		T(test_mailsrv_store__moved_file),
