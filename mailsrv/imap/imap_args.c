@@ -363,7 +363,8 @@ imap_args_check(const struct imap_arg *args, size_t nargs, const char *sig)
 		}
 		opt = w[wlen - 1] == '?';
 		if (seen_opt && !opt) {
-			err_set(ERR_INVAL, "signature: required after optional");
+			err_set(ERR_INVAL,
+			    "signature: required word after optional");
 			return ERR_INVAL;
 		}
 		seen_opt |= opt;

@@ -17,8 +17,9 @@
  *             An atom of digits only that fits in 64 bits is a NUMBER,
  *             "NIL" (any case) is NIL; both keep their text.  8-bit
  *             and control characters are refused.
- *   quoted    "..." with \" and \\ escapes (no other escape).  8-bit
- *             only with IMAP_PARSER_UTF8, and then valid UTF-8 only.
+ *   quoted    "..." with \" and \\ escapes (no other escape), any
+ *             TEXT-CHAR but CR and LF; 8-bit only with IMAP_PARSER_UTF8,
+ *             and then valid UTF-8 only.
  *   literal   {n} (synchronizing), {n+} (non-synchronizing, RFC 7888),
  *             and ~{n} / ~{n+} (literal8, RFC 3516).  See LITERALS.
  *   list      "(" ... ")" nested at most depth_max deep (iteratively:
@@ -88,6 +89,10 @@
  *
  * Limits, flags and the raw mode set by the caller take effect at the
  * start of the next command.
+ *
+ * Files: imap_parser.c (setup, limits, discarding, this API) and
+ * imap_lexer.c (the token grammar) share imap_parser_int.h; helpers in
+ * imap_args.c and imap_seqset.c.
  */
 #ifndef MAILSRV_IMAP_PARSER_H
 #define MAILSRV_IMAP_PARSER_H
@@ -179,7 +184,7 @@ struct imap_cmd {
 /* Valid after IMAP_PARSE_CONTINUE, until the next feed or reject. */
 struct imap_literal_info {
 	uint64_t	 size;
-	int		 sync;		/* 1: {n}, send "+ ..." before feeding */
+	int		 sync;		/* 1: {n}: send "+ ..." first */
 	int		 binary;	/* 1: ~{n} (literal8) */
 	size_t		 argc;		/* top-level argument it belongs to */
 	size_t		 depth;		/* 0: it is a top-level argument */
