@@ -57,6 +57,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -84,6 +85,12 @@
 #define Q_SCHED_KEY	(8 + QUEUE_ID_LEN)
 #define Q_ID_TRIES	16
 #define Q_WORKER_QUEUE	4
+/*
+ * Empty tmp files created ahead by the batch thread, so that starting a
+ * message costs the event loop no file creation (slow on some file
+ * systems: ext4 without a journal scans recently freed inodes).
+ */
+#define Q_SPARES	64	/* in spare/, renamed into tmp/ when used */
 
 struct queue_ent {
 	char			 id[QUEUE_ID_LEN + 1];
@@ -113,6 +120,7 @@ struct queue {
 	int			 lockfd;
 	int			 tmpfd;		/* tmp/ */
 	int			 msgfd;		/* msg/ */
+	int			 sparefd;	/* spare/: empty, made ahead */
 	unsigned char		 key[QUEUE_KEY_LEN];
 	uint64_t		 msg_max;
 	struct db_env		*db;
@@ -122,6 +130,12 @@ struct queue {
 	struct worker_pool	*pool;
 	struct event		*kick;
 	struct queue_writer	*writers;	/* open, loop thread only */
+	pthread_mutex_t		 spare_lock;
+	struct {
+		int	fd;
+		char	id[QUEUE_ID_LEN + 1];
+	}			 spare[Q_SPARES];
+	size_t			 nspare;
 
 	/* loop thread only */
 	struct queue_ent	*pend_head;
@@ -338,6 +352,9 @@ queue_batch_txn(MDB_txn *txn, void *arg)
 	return 0;
 }
 
+static void	queue_spares_fill(struct queue *);
+static void	queue_spares_clear(struct queue *);
+
 static void
 queue_batch_work(void *arg)
 {
@@ -367,6 +384,7 @@ queue_batch_work(void *arg)
 			log_warn("queue commit id=%s unlink", e->id);
 	}
 	b->ms = now_ms() - t0;
+	queue_spares_fill(q);	/* off the loop, for the next messages */
 }
 
 static void	queue_batch_start(struct queue *);
@@ -464,17 +482,110 @@ queue_kick_cb(evutil_socket_t fd, short what, void *arg)
 /* ---------------------------------------------------------------- */
 /* Writers and commits, on the loop. */
 
+/* Create <dirfd>/<id> for a fresh id: the fd, or -1 (errno). */
+static int
+queue_tmp_create(struct queue *q, int dirfd, char *id)
+{
+	struct stat	st;
+	int		i, fd = -1;
+
+	for (i = 0; i < Q_ID_TRIES && fd == -1; i++) {
+		if (queue_id_new(id) < 0)
+			return -1;
+		/* never reuse the id of a committed message */
+		if (fstatat(q->msgfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		fd = openat(dirfd, id, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST)
+			return -1;
+	}
+	return fd;
+}
+
+/* Remove every file in spare/ (they were never used). */
+static void
+queue_spares_clear(struct queue *q)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if ((fd = dup(q->sparefd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			(void)unlinkat(q->sparefd, de->d_name, 0);
+	closedir(d);
+}
+
+/* Top up the spare tmp files (any thread; the batch thread does it). */
+static void
+queue_spares_fill(struct queue *q)
+{
+	char	id[QUEUE_ID_LEN + 1];
+	size_t	n;
+	int	fd;
+
+	pthread_mutex_lock(&q->spare_lock);
+	n = q->nspare;
+	pthread_mutex_unlock(&q->spare_lock);
+	for (; n < Q_SPARES; n++) {
+		if ((fd = queue_tmp_create(q, q->sparefd, id)) == -1)
+			return;
+		pthread_mutex_lock(&q->spare_lock);
+		if (q->nspare == Q_SPARES) {
+			pthread_mutex_unlock(&q->spare_lock);
+			(void)unlinkat(q->sparefd, id, 0);
+			close(fd);
+			return;
+		}
+		q->spare[q->nspare].fd = fd;
+		memcpy(q->spare[q->nspare].id, id, sizeof(id));
+		q->nspare++;
+		pthread_mutex_unlock(&q->spare_lock);
+	}
+}
+
+static void
+queue_spares_drop(struct queue *q)
+{
+	while (q->nspare > 0) {
+		q->nspare--;
+		(void)unlinkat(q->sparefd, q->spare[q->nspare].id, 0);
+		close(q->spare[q->nspare].fd);
+	}
+}
+
 int
 queue_writer_new(struct queue *q, struct queue_writer **out)
 {
 	char		id[QUEUE_ID_LEN + 1];
 	struct stat	st;
-	int		i, rc = ERR_EXISTS;
+	int		i, fd = -1, rc = ERR_EXISTS;
 
 	*out = NULL;
 	if (q->closing) {
 		err_set(ERR_GENERIC, "queue is closing");
 		return ERR_GENERIC;
+	}
+	pthread_mutex_lock(&q->spare_lock);
+	if (q->nspare > 0) {
+		q->nspare--;
+		fd = q->spare[q->nspare].fd;
+		memcpy(id, q->spare[q->nspare].id, sizeof(id));
+	}
+	pthread_mutex_unlock(&q->spare_lock);
+	/* a rename is cheap where creating a file is not */
+	if (fd != -1 && renameat(q->sparefd, id, q->tmpfd, id) == 0)
+		return queue__writer_open(out, &q->writers, fd, q, q->tmpfd,
+		    id, q->key, q->msg_max);
+	if (fd != -1) {
+		(void)unlinkat(q->sparefd, id, 0);
+		close(fd);
 	}
 	for (i = 0; i < Q_ID_TRIES && rc == ERR_EXISTS; i++) {
 		if ((rc = queue_id_new(id)) < 0)
@@ -484,7 +595,7 @@ queue_writer_new(struct queue *q, struct queue_writer **out)
 			rc = ERR_EXISTS;
 			continue;
 		}
-		rc = queue__writer_open(out, &q->writers, q, q->tmpfd, id,
+		rc = queue__writer_open(out, &q->writers, -1, q, q->tmpfd, id,
 		    q->key, q->msg_max);
 	}
 	return rc;
@@ -960,8 +1071,10 @@ queue_open_dirs(struct queue *q)
 		return rc;
 	}
 	if ((rc = queue_subdir(q->dirfd, "tmp", &q->tmpfd)) < 0 ||
-	    (rc = queue_subdir(q->dirfd, "msg", &q->msgfd)) < 0)
+	    (rc = queue_subdir(q->dirfd, "msg", &q->msgfd)) < 0 ||
+	    (rc = queue_subdir(q->dirfd, "spare", &q->sparefd)) < 0)
 		return rc;
+	queue_spares_clear(q);
 	return 0;
 }
 
@@ -999,7 +1112,7 @@ queue_open(struct queue **out, struct event_base *base, const char *dir,
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->dir = xstrdup(dir);
-	q->dirfd = q->lockfd = q->tmpfd = q->msgfd = -1;
+	q->dirfd = q->lockfd = q->tmpfd = q->msgfd = q->sparefd = -1;
 	memcpy(q->key, key, QUEUE_KEY_LEN);
 	q->msg_max = QUEUE_MSG_MAX;
 	q->pend_tail = &q->pend_head;
@@ -1010,6 +1123,8 @@ queue_open(struct queue **out, struct event_base *base, const char *dir,
 	if ((rc = pthread_rwlock_init(&q->dblock, &attr)) != 0)
 		fatalx("queue: pthread_rwlock_init: %s", strerror(rc));
 	pthread_rwlockattr_destroy(&attr);
+	if ((rc = pthread_mutex_init(&q->spare_lock, NULL)) != 0)
+		fatalx("queue: pthread_mutex_init: %s", strerror(rc));
 	if ((rc = queue_open_dirs(q)) < 0 || (rc = queue_open_index(q)) < 0 ||
 	    (rc = queue__recover(q->db, q->dbi_env, q->dbi_sched, q->dirfd,
 	    q->tmpfd, q->msgfd, &n)) < 0 ||
@@ -1020,6 +1135,7 @@ queue_open(struct queue **out, struct event_base *base, const char *dir,
 		rc = ERR_GENERIC;
 		goto fail;
 	}
+	queue_spares_fill(q);
 	*out = q;
 	return 0;
 fail:
@@ -1048,16 +1164,21 @@ queue_close(struct queue **qp)
 	}
 	if (q->kick != NULL)
 		event_free(q->kick);
+	if (q->sparefd != -1)
+		queue_spares_drop(q);
 	db_close(&q->db);
 	if (q->msgfd != -1)
 		close(q->msgfd);
 	if (q->tmpfd != -1)
 		close(q->tmpfd);
+	if (q->sparefd != -1)
+		close(q->sparefd);
 	if (q->lockfd != -1)
 		close(q->lockfd);	/* releases the flock */
 	if (q->dirfd != -1)
 		close(q->dirfd);
 	pthread_rwlock_destroy(&q->dblock);
+	pthread_mutex_destroy(&q->spare_lock);
 	explicit_bzero(q->key, sizeof(q->key));
 	free(q->dir);
 	free(q);

@@ -204,6 +204,7 @@ void	queue_set_msg_max(struct queue *, uint64_t);
  */
 struct db_env;
 int	queue__writer_open(struct queue_writer **, struct queue_writer **,
+	    int,
 	    struct queue *, int, const char *, const unsigned char *,
 	    uint64_t);
 void	queue__writers_detach(struct queue_writer **);

@@ -259,13 +259,14 @@ qf_unlink(struct queue_writer *w)
 }
 
 /*
- * Create tmp/<id> in dirfd and start its stream; the writer joins
- * *list until it is finished or aborted.  ERR_EXISTS if the id is taken.
+ * Create tmp/<id> in dirfd (or use fd, an empty tmp/<id> created ahead,
+ * when it is not -1) and start its stream; the writer joins *list until
+ * it is finished or aborted.  ERR_EXISTS if the id is taken.
  */
 int
 queue__writer_open(struct queue_writer **out, struct queue_writer **list,
-    struct queue *q, int dirfd, const char *id, const unsigned char *key,
-    uint64_t max)
+    int fd, struct queue *q, int dirfd, const char *id,
+    const unsigned char *key, uint64_t max)
 {
 	struct queue_writer	*w;
 	unsigned char		 hdr[QF_HDR_LEN];
@@ -285,8 +286,8 @@ queue__writer_open(struct queue_writer **out, struct queue_writer **list,
 	w->max = max;
 	memcpy(w->id, id, QUEUE_ID_LEN);	/* validated by the caller */
 	w->id[QUEUE_ID_LEN] = '\0';
-	w->fd = openat(dirfd, id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	w->fd = fd != -1 ? fd : openat(dirfd, id, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w->fd == -1) {
 		rc = errno == EEXIST ? ERR_EXISTS : ERR_IO;
 		err_set(rc, "queue tmp/%s: %s", id, strerror(errno));
