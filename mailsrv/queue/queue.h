@@ -13,6 +13,8 @@
  * one LMDB transaction.
  *
  * Layout under the directory given to queue_open():
+ *	spare/<id>	empty files made ahead by the batch thread; a new
+ *			message renames one into tmp/ (cleared at open)
  *	tmp/<id>	being received (removed at open: never acknowledged)
  *	msg/<id>	committed message files
  *	index/		LMDB: envelopes by id, and a schedule by next-try time
