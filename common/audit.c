@@ -31,7 +31,6 @@
  * so the batch size follows the load.  Locking: see audit_int.h.
  */
 #include <sys/file.h>
-#include <sys/eventfd.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -338,14 +337,7 @@ audit_commit(struct audit_log *log, struct audit_fifo *batch)
 static void
 audit_wake(struct audit_log *log)
 {
-	uint64_t	one = 1;
-	ssize_t		n;
-
-	do {
-		n = write(log->efd, &one, sizeof(one));
-	} while (n == -1 && errno == EINTR);
-	if (n == -1 && errno != EAGAIN)
-		fatal("audit: eventfd write");
+	wakeup_post(&log->wake);
 }
 
 /* Hand results over: sync waiters are woken, callbacks go to the loop. */
@@ -442,16 +434,8 @@ audit_drain(struct audit_log *log)
 }
 
 static void
-audit_event_cb(evutil_socket_t fd, short what, void *arg)
+audit_drain_cb(void *arg)
 {
-	uint64_t	cnt;
-	ssize_t		n;
-
-	do {
-		n = read(fd, &cnt, sizeof(cnt));
-	} while (n == -1 && errno == EINTR);
-	if (n == -1 && errno != EAGAIN)
-		fatal("audit: eventfd read");
 	audit_drain(arg);
 }
 
@@ -753,16 +737,8 @@ audit_start(struct audit_log *log, struct event_base *base)
 	int		rc;
 
 	log->base = base;
-	if ((log->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
-		err_set(ERR_IO, "eventfd: %s", strerror(errno));
-		return ERR_IO;
-	}
-	log->ev = event_new(base, log->efd, EV_READ | EV_PERSIST,
-	    audit_event_cb, log);
-	if (log->ev == NULL || event_add(log->ev, NULL) == -1) {
-		err_set(ERR_GENERIC, "audit: cannot watch eventfd");
-		return ERR_GENERIC;
-	}
+	if ((rc = wakeup_init(&log->wake, base, audit_drain_cb, log)) < 0)
+		return rc;
 	/* the thread inherits a mask blocking every signal */
 	sigfillset(&all);
 	audit_check(pthread_sigmask(SIG_SETMASK, &all, &old), "sigmask");
@@ -803,7 +779,7 @@ audit_open(struct audit_log **out, const struct audit_opts *o)
 	if (!audit_opts_ok(o))
 		return ERR_INVAL;
 	log = xcalloc(1, sizeof(*log));
-	log->lockfd = log->efd = -1;
+	log->lockfd = log->wake.fd = -1;
 	audit_init_sync(log);
 	snprintf(log->node, sizeof(log->node), "%s", o->node);
 	snprintf(log->service, sizeof(log->service), "%s", o->service);
@@ -859,10 +835,7 @@ audit_close(struct audit_log **pp)
 		pthread_join(log->writer, NULL);
 	}
 	audit_drain(log);
-	if (log->ev != NULL)
-		event_free(log->ev);
-	if (log->efd != -1)
-		close(log->efd);
+	wakeup_free(&log->wake);
 	db_close(&log->db);
 	if (log->lockfd != -1)
 		close(log->lockfd);

@@ -18,6 +18,7 @@
 #include <lmdb.h>
 
 #include "common/audit.h"
+#include "common/wakeup.h"
 #include "common/db.h"
 #include "common/merkle.h"
 
@@ -78,8 +79,7 @@ struct audit_log {
 
 	/* the loop side */
 	struct event_base	*base;
-	struct event		*ev;
-	int			 efd;
+	struct wakeup		 wake;	/* writer -> loop */
 	int			 has_writer;
 	int			 draining;	/* running callbacks */
 	pthread_t		 writer;

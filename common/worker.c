@@ -35,12 +35,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/eventfd.h>
 
 #include <event2/event.h>
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/wakeup.h"
 #include "common/worker.h"
 #include "common/xmalloc.h"
 
@@ -61,8 +61,7 @@ struct worker_fifo {
 
 struct worker_pool {
 	struct event_base	*base;
-	struct event		*ev;		/* EV_READ on efd */
-	int			 efd;		/* eventfd, -1 if none */
+	struct wakeup		 wake;		/* done-list -> loop */
 
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;		/* work queued or stopping */
@@ -72,7 +71,7 @@ struct worker_pool {
 	size_t			 max_queue;
 	size_t			 pending;	/* submitted, done() not run */
 	int			 stopping;
-	int			 wake_pending;	/* efd written, not yet read */
+	int			 wake_pending;	/* woken, not yet drained */
 
 	/* Touched by the loop thread only. */
 	int			 draining;
@@ -126,15 +125,7 @@ worker_unlock(struct worker_pool *p)
 static void
 worker_wake(struct worker_pool *p)
 {
-	uint64_t	one = 1;
-	ssize_t		n;
-
-	do {
-		n = write(p->efd, &one, sizeof(one));
-	} while (n == -1 && errno == EINTR);
-	/* EAGAIN: the counter is full, so the loop is awake anyway. */
-	if (n == -1 && errno != EAGAIN)
-		fatal("worker: eventfd write");
+	wakeup_post(&p->wake);
 }
 
 static void *
@@ -199,18 +190,9 @@ worker_drain(struct worker_pool *p)
 }
 
 static void
-worker_event_cb(evutil_socket_t fd, short what, void *arg)
+worker_drain_cb(void *arg)
 {
-	struct worker_pool	*p = arg;
-	uint64_t		 cnt;
-	ssize_t			 n;
-
-	do {
-		n = read(fd, &cnt, sizeof(cnt));
-	} while (n == -1 && errno == EINTR);
-	if (n == -1 && errno != EAGAIN)
-		fatal("worker: eventfd read");
-	worker_drain(p);
+	worker_drain(arg);
 }
 
 /* Stop and join the threads; the queue is drained first. */
@@ -273,24 +255,14 @@ worker_pool_new(struct worker_pool **out, struct event_base *base,
 	p = xcalloc(1, sizeof(*p));
 	p->base = base;
 	p->max_queue = max_queue;
-	p->efd = -1;
+	p->wake.fd = -1;
 	if ((rc = pthread_mutex_init(&p->mu, NULL)) != 0)
 		fatalx("worker: pthread_mutex_init: %s", strerror(rc));
 	if ((rc = pthread_cond_init(&p->cv, NULL)) != 0)
 		fatalx("worker: pthread_cond_init: %s", strerror(rc));
 
-	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
-		err_set(ERR_IO, "eventfd: %s", strerror(errno));
-		rc = ERR_IO;
+	if ((rc = wakeup_init(&p->wake, base, worker_drain_cb, p)) < 0)
 		goto fail;
-	}
-	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST,
-	    worker_event_cb, p);
-	if (p->ev == NULL || event_add(p->ev, NULL) == -1) {
-		err_set(ERR_GENERIC, "worker pool: cannot watch eventfd");
-		rc = ERR_GENERIC;
-		goto fail;
-	}
 	if ((rc = worker_start(p, nthreads)) < 0)
 		goto fail;
 	*out = p;
@@ -364,12 +336,9 @@ worker_pool_free(struct worker_pool **pp)
 	if (p->draining)
 		fatalx("worker_pool_free called from a done callback");
 	worker_stop(p);
-	if (p->efd != -1)
+	if (p->wake.fd != -1)
 		worker_drain(p);
-	if (p->ev != NULL)
-		event_free(p->ev);
-	if (p->efd != -1)
-		close(p->efd);
+	wakeup_free(&p->wake);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
