@@ -154,8 +154,8 @@ kcauth_resolve(struct keyclient *kc, SSL *ssl, kcauth_fn cb, void *arg)
 		err_set(ERR_PERM, "unusable client certificate");
 		return ERR_PERM;
 	}
-	for (i = 0; j->c.name[i] != '\0'; i++)
-		if (strchr(j->c.name, '@') != NULL)
+	if (strchr(j->c.name, '@') != NULL)	/* addresses: lower case */
+		for (i = 0; j->c.name[i] != '\0'; i++)
 			j->c.name[i] = (char)tolower((unsigned char)j->c.name[i]);
 	snprintf(path, sizeof(path), "/v1/certs/%s", serial);
 	if (keyclient_call(kc, "GET", path, NULL, KEYCLIENT_IDEMPOTENT,

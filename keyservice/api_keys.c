@@ -403,24 +403,6 @@ ks_h_sign_raw(struct http_req *req, void *arg)
 	json_decref(body);
 }
 
-/* The PEM certificate of a signing key ("sign:<principal>"), or NULL. */
-static json_t *
-ks_signing_cert_pem(struct keyservice *ks, const char *cn)
-{
-	json_t		*all, *rec, *pem = NULL;
-	size_t		 i;
-
-	if (dir_cert_by_subject(ks->dir, cn, &all) < 0)
-		return NULL;
-	json_array_foreach(all, i, rec)
-		if (strcmp(json_string_value(json_object_get(rec, "status")) ?:
-		    "", "valid") == 0)
-			pem = json_object_get(rec, "pem");
-	json_incref(pem);
-	json_decref(all);
-	return pem;
-}
-
 void
 ks_h_sign_key(struct http_req *req, void *arg)
 {
@@ -458,7 +440,7 @@ ks_h_sign_key(struct http_req *req, void *arg)
 	n = BIO_get_mem_data(bio, &pem);
 	out = json_pack("{s:s,s:s,s:s%}", "key_id", who, "alg", "ed25519",
 	    "public_key", pem, (size_t)n);
-	if ((cert = ks_signing_cert_pem(ks, ctx)) != NULL)
+	if ((cert = ks_cert_pem_of(ks, ctx)) != NULL)
 		json_object_set_new(out, "certificate", cert);
 	http_reply_json(req, 200, out);
 	BIO_free(bio);

@@ -60,6 +60,11 @@ void	ks_store_close(struct keyservice *);
 /* Argon2 parameters and throttle settings from the config. */
 void	ks_passwd_params(struct passwd_params *, const struct amanat_conf *);
 struct throttle	*ks_throttle_new(const struct amanat_conf *);
+/*
+ * The PEM of the valid certificate whose subject CN is cn (e.g. the
+ * signing key's "sign:<principal>"), as a new JSON string, or NULL.
+ */
+json_t	*ks_cert_pem_of(struct keyservice *, const char *);
 /* CRL_REASON_* of a reason name ("keyCompromise", ...), or -1. */
 int	ks_revoke_reason(const char *);
 /* Revoke every valid certificate of an address, then re-issue the CRL. */

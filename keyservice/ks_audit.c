@@ -57,18 +57,12 @@ int
 ks_audit_start(struct keyservice *k)
 {
 	static struct auditsvc_ops	ops;
-	json_t				*certs, *rec;
-	size_t				 i;
+	json_t				*pem;
 
-	if (dir_cert_by_subject(k->dir, "sign:keyservice", &certs) == 0) {
-		json_array_foreach(certs, i, rec)
-			if (strcmp(json_string_value(json_object_get(rec,
-			    "status")) ?: "", "valid") == 0) {
-				free(k->sign_cert);
-				k->sign_cert = xstrdup(json_string_value(
-				    json_object_get(rec, "pem")));
-			}
-		json_decref(certs);
+	if ((pem = ks_cert_pem_of(k, "sign:keyservice")) != NULL) {
+		free(k->sign_cert);
+		k->sign_cert = xstrdup(json_string_value(pem));
+		json_decref(pem);
 	}
 	ops.sign = ks_audit_sign;
 	ops.authorize = ks_audit_authz;

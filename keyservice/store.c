@@ -244,6 +244,23 @@ ks_cert_issue(struct keyservice *ks, enum ca_profile profile, EVP_PKEY *key,
 	return 0;
 }
 
+json_t *
+ks_cert_pem_of(struct keyservice *ks, const char *cn)
+{
+	json_t		*all, *rec, *pem = NULL;
+	size_t		 i;
+
+	if (dir_cert_by_subject(ks->dir, cn, &all) < 0)
+		return NULL;
+	json_array_foreach(all, i, rec)
+		if (strcmp(json_string_value(json_object_get(rec, "status")) ?:
+		    "", "valid") == 0)
+			pem = json_object_get(rec, "pem");
+	json_incref(pem);
+	json_decref(all);
+	return pem;
+}
+
 int
 ks_revoke_reason(const char *reason)
 {
