@@ -26,7 +26,9 @@ WARN	= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith \
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE -fPIE -pthread $(WARN) -I. $(PKG_CFLAGS)
 LDFLAGS	+= -pie -pthread
-LIBS	= $(PKG_LIBS) -lpthread
+# libetpan's pkg-config adds -specs=no-pie-link.specs, which breaks -pie.
+ETPAN_LIBS := $(filter-out -specs=%,$(shell pkg-config --libs libetpan 2>/dev/null))
+LIBS	= $(PKG_LIBS) $(ETPAN_LIBS) -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS	+= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \

@@ -76,25 +76,35 @@ buf_putc(struct buf *b, int c)
 }
 
 int
-buf_printf(struct buf *b, const char *fmt, ...)
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
-	va_list	ap;
+	va_list	ap2;
 	int	n, rc;
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
 	if (n < 0) {
 		err_set(ERR_INVAL, "bad format");
 		return ERR_INVAL;
 	}
 	if ((rc = buf_reserve(b, (size_t)n)) < 0)
 		return rc;
-	va_start(ap, fmt);
 	(void)vsnprintf((char *)b->data + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
 	b->len += (size_t)n;
 	return 0;
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 void

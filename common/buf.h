@@ -8,6 +8,7 @@
 #ifndef COMMON_BUF_H
 #define COMMON_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct buf {
@@ -20,6 +21,8 @@ struct buf {
 void	buf_init(struct buf *, size_t);
 int	buf_append(struct buf *, const void *, size_t);
 int	buf_putc(struct buf *, int);
+int	buf_vprintf(struct buf *, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
 int	buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	buf_consume(struct buf *, size_t);

@@ -132,6 +132,7 @@ struct amanat_conf {
 		long long	 map_size;
 		long long	 max_message_size;
 		long long	 max_recipients;
+		long long	 quota;		/* per user, 0: none */
 		long long	 queue_lifetime;	/* ms */
 		long long	 retry_min;		/* ms */
 		long long	 retry_max;		/* ms */

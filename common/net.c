@@ -26,6 +26,32 @@
  * Eviction: live conns sit in an LRU list (touched on input).  At
  * max_conns a new accept evicts the head; conns that are closing are
  * off the list and do not count, their flush bounded by NET_CLOSE_MS.
+ *
+ * Drain notification: net_conn_want_drain() sets the bufferevent's write
+ * low watermark, so libevent calls conn_writecb once queued output falls
+ * to it; if it already has, conn->soon (a second zero-delay event, so the
+ * close timer on conn->later is never cancelled by it) runs the check on
+ * the next loop turn.  on_drain never runs from inside a protocol call.
+ *
+ * COMPRESS=DEFLATE (RFC 4978) is done here rather than with a
+ * bufferevent_filter: one bufferevent keeps its timeouts, lingering close
+ * and STARTTLS logic unchanged, and libevent 2.1 filters leave data stuck
+ * in the underlying buffer when the filter's input is full (libevent
+ * issues 362, 613), which is exactly the bounded case we need.
+ *   - output: writes are staged in z->out (counted by net_conn_outlen and
+ *     out_max) and deflated into the bufferevent's output by conn->soon at
+ *     the end of the write burst, with Z_SYNC_FLUSH so the peer can act on
+ *     every byte without waiting for more;
+ *   - input: compressed bytes stay in the bufferevent's input (z->raw holds
+ *     those read before the switch) and are inflated into z->in, which is
+ *     what on_read sees, NET_INFLATE_CHUNK at a time and only while z->in
+ *     holds less than NET_INFLATE_MAX.  While compressed input is waiting
+ *     or z->in is full, socket reads are off ("held"): a decompression bomb
+ *     costs at most NET_INFLATE_MAX + NET_INFLATE_CHUNK of memory, and
+ *     its CPU is bounded by NET_INFLATE_BUDGET per turn of the loop (the
+ *     rest waits for a zero timer, so other connections' I/O runs).  A
+ *     hold that lasts idle_ms (the protocol never drained z->in) is an
+ *     idle timeout.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -34,6 +60,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +73,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <openssl/err.h>
+#include <zlib.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -58,6 +86,10 @@
 #define NET_ACCEPT_PAUSE_MS	100	/* after EMFILE/ENFILE */
 #define NET_FD_RESERVE		64	/* fds kept for files, LMDB, logs */
 #define NET_BACKLOG		1024
+#define NET_DEFLATE_LEVEL	6
+#define NET_DEFLATE_MEMLEVEL	8	/* zlib's default */
+#define NET_DEFLATE_CHUNK	16384	/* output reserved per deflate call */
+#define NET_INFLATE_BUDGET	(1024 * 1024)	/* inflated per loop turn */
 
 #define C_CLOSING	0x01	/* close after flush */
 #define C_DEAD		0x02	/* free at next later event */
@@ -67,6 +99,9 @@
 #define C_RESUME	0x20	/* run on_read from later event */
 #define C_LISTED	0x40	/* on the LRU list, counted */
 #define C_LINGER	0x80	/* output done, write side shut, draining */
+#define C_WANTDRAIN	0x100	/* on_drain armed (net_conn_want_drain) */
+#define C_ZFLUSH	0x200	/* z->out to be deflated by conn->soon */
+#define C_ZHOLD		0x400	/* compressed: socket reads held */
 
 struct net_listener {
 	struct net_server	*srv;
@@ -77,6 +112,16 @@ struct net_listener {
 	void			*arg;
 };
 
+/* COMPRESS=DEFLATE state; see the file header. */
+struct net_z {
+	z_stream		 def;
+	z_stream		 inf;
+	struct evbuffer		*in;	/* inflated input, given to on_read */
+	struct evbuffer		*raw;	/* compressed, read before the switch */
+	struct evbuffer		*out;	/* written since the last flush */
+	struct event		*hold_ev;	/* idle timer while held */
+};
+
 struct net_conn {
 	TAILQ_ENTRY(net_conn)	 lru;
 	TAILQ_ENTRY(net_conn)	 all;
@@ -84,6 +129,9 @@ struct net_conn {
 	struct net_listener	*l;
 	struct bufferevent	*bev;
 	struct event		*later;
+	struct event		*soon;	/* deflate flush, drain check */
+	struct net_z		*z;	/* NULL unless compressed */
+	size_t			 drain_low;
 	evutil_socket_t		 fd;
 	uint64_t		 id;
 	int			 flags;
@@ -116,6 +164,9 @@ static void	conn_readcb(struct bufferevent *, void *);
 static void	conn_writecb(struct bufferevent *, void *);
 static void	conn_eventcb(struct bufferevent *, short, void *);
 static void	conn_later(evutil_socket_t, short, void *);
+static void	conn_soon(evutil_socket_t, short, void *);
+static void	z_flush(struct net_conn *);
+static void	z_free(struct net_conn *);
 
 /* ------------------------------------------------------------------ */
 
@@ -175,7 +226,9 @@ conn_free(struct net_conn *c, const char *reason)
 		bufferevent_free(c->bev);
 	if (!(c->flags & C_TLS) && c->fd >= 0)
 		close(c->fd);
+	z_free(c);
 	event_free(c->later);
+	event_free(c->soon);
 	free(c);
 }
 
@@ -233,6 +286,8 @@ conn_attach_bev(struct net_conn *c, SSL *ssl, int accepting)
 		return ERR_GENERIC;
 	}
 	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	if (c->flags & C_WANTDRAIN)
+		bufferevent_setwatermark(c->bev, EV_WRITE, c->drain_low, 0);
 	conn_set_timeouts(c, c->srv->lim.idle_ms);
 	if (!(c->flags & C_PAUSED))
 		bufferevent_enable(c->bev, EV_READ);
@@ -309,7 +364,8 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->fd = fd;
 	c->id = net_next_id++;
 	c->later = event_new(srv->base, -1, 0, conn_later, c);
-	if (c->later == NULL)
+	c->soon = event_new(srv->base, -1, 0, conn_soon, c);
+	if (c->later == NULL || c->soon == NULL)
 		fatalx("event_new failed");
 	fmt_addr(c->peer, sizeof(c->peer), c->peer_ip, sizeof(c->peer_ip),
 	    sa, (socklen_t)salen);
@@ -339,13 +395,184 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 
 /* ------------------------------------------------------------------ */
 
+/* The input on_read sees: inflated if compressed. */
+static struct evbuffer *
+conn_input(struct net_conn *c)
+{
+	return c->z != NULL ? c->z->in : bufferevent_get_input(c->bev);
+}
+
+/* Compressed input not yet inflated. */
+static size_t
+z_srclen(struct net_conn *c)
+{
+	return evbuffer_get_length(c->z->raw) +
+	    evbuffer_get_length(bufferevent_get_input(c->bev));
+}
+
+static int
+conn_has_input(struct net_conn *c)
+{
+	if (c->bev == NULL)
+		return 0;
+	return evbuffer_get_length(conn_input(c)) > 0 ||
+	    (c->z != NULL && z_srclen(c) > 0);
+}
+
+static void
+conn_idle_timeout(struct net_conn *c)
+{
+	log_info("%016llx net timeout peer=%s", (unsigned long long)c->id,
+	    c->peer);
+	if (c->srv->ops.on_timeout != NULL)
+		c->srv->ops.on_timeout(c);
+	net_conn_close(c, "timeout");
+}
+
+/*
+ * Inflate into z->in, NET_INFLATE_CHUNK at a time, until it holds
+ * NET_INFLATE_MAX or the compressed input is used up.  *made: bytes added.
+ * ERR_PROTO if the stream is corrupt or was ended by the peer (RFC 4978
+ * has no way to stop compressing).
+ */
+static int
+z_inflate(struct net_conn *c, size_t *made)
+{
+	struct net_z		*z = c->z;
+	struct evbuffer		*src;
+	struct evbuffer_iovec	 iv, ov;
+	size_t			 inlen, used, got;
+	int			 zr;
+
+	*made = 0;
+	while (evbuffer_get_length(z->in) < NET_INFLATE_MAX) {
+		src = evbuffer_get_length(z->raw) > 0 ? z->raw :
+		    bufferevent_get_input(c->bev);
+		if (evbuffer_peek(src, -1, NULL, &iv, 1) < 1 ||
+		    iv.iov_len == 0)
+			break;
+		if (evbuffer_reserve_space(z->in, NET_INFLATE_CHUNK, &ov,
+		    1) < 1)
+			fatalx("evbuffer_reserve_space failed");
+		inlen = iv.iov_len > UINT_MAX ? UINT_MAX : iv.iov_len;
+		z->inf.next_in = iv.iov_base;
+		z->inf.avail_in = (uInt)inlen;
+		z->inf.next_out = ov.iov_base;
+		z->inf.avail_out = NET_INFLATE_CHUNK;
+		zr = inflate(&z->inf, Z_SYNC_FLUSH);
+		used = inlen - z->inf.avail_in;
+		got = NET_INFLATE_CHUNK - z->inf.avail_out;
+		if (got > 0) {
+			ov.iov_len = got;
+			if (evbuffer_commit_space(z->in, &ov, 1) < 0)
+				fatalx("evbuffer_commit_space failed");
+		}
+		evbuffer_drain(src, used);
+		*made += got;
+		if (zr == Z_STREAM_END) {
+			err_set(ERR_PROTO, "peer ended the deflate stream");
+			return ERR_PROTO;
+		}
+		if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			err_set(ERR_PROTO, "inflate: %s", z->inf.msg != NULL ?
+			    z->inf.msg : "error");
+			return ERR_PROTO;
+		}
+		if (used == 0 && got == 0)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * Reads stay off while compressed input waits or z->in is full; a hold
+ * that is not a mere yield (C_RESUME) is timed like idle input.
+ */
+static void
+z_hold_update(struct net_conn *c)
+{
+	struct net_z	*z = c->z;
+	struct timeval	 tv;
+
+	if (z_srclen(c) > 0 || evbuffer_get_length(z->in) >= NET_INFLATE_MAX) {
+		c->flags |= C_ZHOLD;
+		bufferevent_disable(c->bev, EV_READ);
+		if (!(c->flags & C_RESUME) &&
+		    !evtimer_pending(z->hold_ev, NULL)) {
+			tv.tv_sec = c->srv->lim.idle_ms / 1000;
+			tv.tv_usec = (c->srv->lim.idle_ms % 1000) * 1000;
+			evtimer_add(z->hold_ev, &tv);
+		}
+	} else if (c->flags & C_ZHOLD) {
+		c->flags &= ~C_ZHOLD;
+		evtimer_del(z->hold_ev);
+		if (!(c->flags & (C_PAUSED | C_CLOSING | C_DEAD)))
+			bufferevent_enable(c->bev, EV_READ);
+	}
+}
+
+static void
+z_holdcb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct net_conn	*c = arg;
+
+	if (!(c->flags & C_ZHOLD) || (c->flags & (C_PAUSED | C_CLOSING |
+	    C_DEAD)))
+		return;
+	conn_idle_timeout(c);
+}
+
+/*
+ * Inflate a bounded amount and hand it to on_read, again while the
+ * protocol makes progress and compressed input remains; after
+ * NET_INFLATE_BUDGET yield to other connections.
+ */
+static void
+conn_dispatch_zread(struct net_conn *c)
+{
+	struct net_z	*z = c->z;
+	size_t		 made, before, spent = 0;
+
+	for (;;) {
+		if (z_inflate(c, &made) < 0) {
+			log_info("%016llx net compress error peer=%s: %s",
+			    (unsigned long long)c->id, c->peer, err_msg());
+			net_conn_abort(c, "compress-error");
+			return;
+		}
+		spent += made;
+		if ((before = evbuffer_get_length(z->in)) == 0)
+			break;
+		c->srv->ops.on_read(c, z->in);
+		if (c->flags & (C_CLOSING | C_DEAD | C_PAUSED))
+			return;
+		if (evbuffer_get_length(z->in) >= before || z_srclen(c) == 0)
+			break;
+		if (spent >= NET_INFLATE_BUDGET) {
+			/*
+			 * A timer, not event_active(): libevent runs events
+			 * activated now in this same pass, before any I/O.
+			 */
+			c->flags |= C_RESUME;
+			conn_timer(c, 0);
+			break;
+		}
+	}
+	z_hold_update(c);
+}
+
 static void
 conn_dispatch_read(struct net_conn *c)
 {
-	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	struct evbuffer	*in;
 
 	if (c->flags & (C_CLOSING | C_DEAD | C_PAUSED | C_STARTTLS))
 		return;
+	if (c->z != NULL) {
+		conn_dispatch_zread(c);
+		return;
+	}
+	in = bufferevent_get_input(c->bev);
 	if (evbuffer_get_length(in) == 0)
 		return;
 	c->srv->ops.on_read(c, in);
@@ -383,12 +610,27 @@ conn_do_starttls(struct net_conn *c)
 	    c->peer);
 }
 
+/* Run on_drain if armed and output is down to the mark (one-shot). */
+static void
+conn_check_drain(struct net_conn *c)
+{
+	if (!(c->flags & C_WANTDRAIN) || (c->flags & (C_CLOSING | C_DEAD)) ||
+	    net_conn_outlen(c) > c->drain_low)
+		return;
+	c->flags &= ~C_WANTDRAIN;
+	if (c->bev != NULL)
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (c->srv->ops.on_drain != NULL)
+		c->srv->ops.on_drain(c);
+}
+
 static void
 conn_writecb(struct bufferevent *bev, void *arg)
 {
 	struct net_conn	*c = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+	conn_check_drain(c);
+	if ((c->flags & C_DEAD) || net_conn_outlen(c) != 0)
 		return;
 	if (c->flags & C_CLOSING) {
 		conn_linger(c);
@@ -411,11 +653,7 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 			conn_free(c, c->reason);
 			return;
 		}
-		log_info("%016llx net timeout peer=%s",
-		    (unsigned long long)c->id, c->peer);
-		if (c->srv->ops.on_timeout != NULL)
-			c->srv->ops.on_timeout(c);
-		net_conn_close(c, "timeout");
+		conn_idle_timeout(c);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -449,19 +687,105 @@ conn_later(evutil_socket_t fd, short ev, void *arg)
 		conn_free(c, c->reason);	/* abort, or time is up */
 		return;
 	}
-	if ((c->flags & C_CLOSING) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if ((c->flags & C_CLOSING) && net_conn_outlen(c) == 0) {
 		conn_linger(c);
 		return;
 	}
-	if ((c->flags & C_STARTTLS) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if ((c->flags & C_STARTTLS) && net_conn_outlen(c) == 0) {
 		conn_do_starttls(c);
 		return;
 	}
 	if (c->flags & C_RESUME) {
 		c->flags &= ~C_RESUME;
 		conn_dispatch_read(c);
+	}
+}
+
+/* End of a write burst (deflate flush), and the deferred drain check. */
+static void
+conn_soon(evutil_socket_t fd, short ev, void *arg)
+{
+	struct net_conn	*c = arg;
+
+	if (c->flags & C_DEAD)
+		return;
+	if (c->flags & C_ZFLUSH)
+		z_flush(c);
+	conn_check_drain(c);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void *
+z_zalloc(void *opaque, uInt items, uInt size)
+{
+	(void)opaque;
+	return xreallocarray(NULL, items, size);
+}
+
+static void
+z_zfree(void *opaque, void *p)
+{
+	(void)opaque;
+	free(p);
+}
+
+static void
+z_free(struct net_conn *c)
+{
+	struct net_z	*z = c->z;
+
+	if (z == NULL)
+		return;
+	(void)deflateEnd(&z->def);
+	(void)inflateEnd(&z->inf);
+	evbuffer_free(z->in);
+	evbuffer_free(z->raw);
+	evbuffer_free(z->out);
+	event_free(z->hold_ev);
+	free(z);
+	c->z = NULL;
+}
+
+/*
+ * Deflate everything staged in z->out into the bufferevent's output,
+ * ending with Z_SYNC_FLUSH (the peer can inflate every byte now).
+ */
+static void
+z_flush(struct net_conn *c)
+{
+	struct net_z		*z = c->z;
+	struct evbuffer		*out;
+	struct evbuffer_iovec	 iv, ov;
+	size_t			 left, inlen;
+	int			 mode;
+
+	c->flags &= ~C_ZFLUSH;
+	if (z == NULL || c->bev == NULL || (c->flags & C_DEAD))
+		return;
+	out = bufferevent_get_output(c->bev);
+	while ((left = evbuffer_get_length(z->out)) > 0) {
+		if (evbuffer_peek(z->out, -1, NULL, &iv, 1) < 1)
+			break;
+		inlen = iv.iov_len > UINT_MAX ? UINT_MAX : iv.iov_len;
+		mode = inlen == left ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+		z->def.next_in = iv.iov_base;
+		z->def.avail_in = (uInt)inlen;
+		do {
+			if (evbuffer_reserve_space(out, NET_DEFLATE_CHUNK,
+			    &ov, 1) < 1)
+				fatalx("evbuffer_reserve_space failed");
+			z->def.next_out = ov.iov_base;
+			z->def.avail_out = NET_DEFLATE_CHUNK;
+			/* only Z_STREAM_ERROR (a bug) or Z_BUF_ERROR */
+			if (deflate(&z->def, mode) == Z_STREAM_ERROR)
+				fatalx("deflate: stream error");
+			ov.iov_len = NET_DEFLATE_CHUNK - z->def.avail_out;
+			if (ov.iov_len > 0 &&
+			    evbuffer_commit_space(out, &ov, 1) < 0)
+				fatalx("evbuffer_commit_space failed");
+		} while (z->def.avail_out == 0);
+		evbuffer_drain(z->out, inlen);
 	}
 }
 
@@ -673,11 +997,17 @@ net_conn_ssl(struct net_conn *c)
 size_t
 net_conn_outlen(struct net_conn *c)
 {
-	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+	size_t	n;
+
+	n = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+	if (c->z != NULL)
+		n += evbuffer_get_length(c->z->out);
+	return n;
 }
 
-int
-net_conn_write(struct net_conn *c, const void *p, size_t n)
+/* May n more bytes be queued?  0, ERR_IO (dead) or ERR_TOOBIG. */
+static int
+conn_room(struct net_conn *c, size_t n)
 {
 	size_t	queued;
 
@@ -689,11 +1019,38 @@ net_conn_write(struct net_conn *c, const void *p, size_t n)
 		    c->srv->lim.out_max);
 		return ERR_TOOBIG;
 	}
-	if (bufferevent_write(c->bev, p, n) < 0) {
-		err_set(ERR_IO, "bufferevent_write failed");
-		return ERR_IO;
-	}
 	return 0;
+}
+
+/* Compressed output was staged: deflate it at the end of this burst. */
+static void
+z_staged(struct net_conn *c)
+{
+	if (!(c->flags & C_ZFLUSH)) {
+		c->flags |= C_ZFLUSH;
+		event_active(c->soon, 0, 0);
+	}
+}
+
+int
+net_conn_write(struct net_conn *c, const void *p, size_t n)
+{
+	int	rc;
+
+	if ((rc = conn_room(c, n)) < 0)
+		return rc;
+	if (c->z != NULL) {
+		if (evbuffer_add(c->z->out, p, n) < 0)
+			goto fail;
+		z_staged(c);
+		return 0;
+	}
+	if (bufferevent_write(c->bev, p, n) < 0)
+		goto fail;
+	return 0;
+fail:
+	err_set(ERR_IO, "cannot queue output");
+	return ERR_IO;
 }
 
 int
@@ -723,17 +1080,73 @@ net_conn_printf(struct net_conn *c, const char *fmt, ...)
 int
 net_conn_write_buffer(struct net_conn *c, struct evbuffer *b)
 {
-	size_t	n = evbuffer_get_length(b), queued;
+	int	rc;
 
-	if (c->flags & C_DEAD || c->bev == NULL)
-		return ERR_IO;
-	queued = net_conn_outlen(c);
-	if (queued > c->srv->lim.out_max || n > c->srv->lim.out_max - queued) {
-		err_set(ERR_TOOBIG, "output limit of %zu bytes reached",
-		    c->srv->lim.out_max);
-		return ERR_TOOBIG;
+	if ((rc = conn_room(c, evbuffer_get_length(b))) < 0)
+		return rc;
+	if (c->z != NULL) {
+		if (evbuffer_add_buffer(c->z->out, b) < 0)
+			return ERR_IO;
+		z_staged(c);
+		return 0;
 	}
 	return bufferevent_write_buffer(c->bev, b) < 0 ? ERR_IO : 0;
+}
+
+void
+net_conn_want_drain(struct net_conn *c, size_t low)
+{
+	if (c->flags & (C_CLOSING | C_DEAD) || c->bev == NULL)
+		return;
+	c->flags |= C_WANTDRAIN;
+	c->drain_low = low;
+	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+	if (net_conn_outlen(c) <= low)
+		event_active(c->soon, 0, 0);
+}
+
+int
+net_conn_compress(struct net_conn *c)
+{
+	struct net_z	*z;
+	struct evbuffer	*in;
+
+	if (c->z != NULL) {
+		err_set(ERR_INVAL, "compression already active");
+		return ERR_INVAL;
+	}
+	if (c->bev == NULL || (c->flags & (C_STARTTLS | C_CLOSING | C_DEAD))) {
+		err_set(ERR_INVAL, "connection is closing or switching to TLS");
+		return ERR_INVAL;
+	}
+	z = xcalloc(1, sizeof(*z));
+	z->def.zalloc = z->inf.zalloc = z_zalloc;
+	z->def.zfree = z->inf.zfree = z_zfree;
+	if (deflateInit2(&z->def, NET_DEFLATE_LEVEL, Z_DEFLATED, -15,
+	    NET_DEFLATE_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+		fatalx("deflateInit2 failed");
+	if (inflateInit2(&z->inf, -15) != Z_OK)
+		fatalx("inflateInit2 failed");
+	if ((z->in = evbuffer_new()) == NULL ||
+	    (z->raw = evbuffer_new()) == NULL ||
+	    (z->out = evbuffer_new()) == NULL ||
+	    (z->hold_ev = evtimer_new(c->srv->base, z_holdcb, c)) == NULL)
+		fatalx("cannot allocate compression buffers");
+	c->z = z;
+	/*
+	 * What follows the command in this read is compressed already: take
+	 * it out of the caller's buffer (its parse loop ends) and inflate it
+	 * on the next loop turn.
+	 */
+	in = bufferevent_get_input(c->bev);
+	if (evbuffer_get_length(in) > 0) {
+		evbuffer_add_buffer(z->raw, in);
+		c->flags |= C_RESUME;
+		conn_schedule(c);
+	}
+	log_debug("%016llx net compress peer=%s", (unsigned long long)c->id,
+	    c->peer);
+	return 0;
 }
 
 int
@@ -742,7 +1155,8 @@ net_conn_starttls(struct net_conn *c)
 	struct evbuffer	*in;
 	size_t		 pending;
 
-	if ((c->flags & (C_TLS | C_STARTTLS)) || c->srv->tls == NULL) {
+	if ((c->flags & (C_TLS | C_STARTTLS)) || c->srv->tls == NULL ||
+	    c->z != NULL) {
 		err_set(ERR_INVAL, "TLS already active or unavailable");
 		return ERR_INVAL;
 	}
@@ -778,8 +1192,9 @@ net_conn_resume(struct net_conn *c)
 	c->flags &= ~C_PAUSED;
 	if (c->flags & (C_CLOSING | C_DEAD | C_STARTTLS) || c->bev == NULL)
 		return;
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (!(c->flags & C_ZHOLD))
+		bufferevent_enable(c->bev, EV_READ);
+	if (conn_has_input(c)) {
 		c->flags |= C_RESUME;
 		conn_schedule(c);
 	}
@@ -807,8 +1222,11 @@ net_conn_close(struct net_conn *c, const char *reason)
 		return;
 	}
 	c->flags |= C_CLOSING;
+	c->flags &= ~C_WANTDRAIN;
 	c->reason = reason;
 	conn_unlist(c);
+	if (c->flags & C_ZFLUSH)
+		z_flush(c);	/* so outlen is what the socket must send */
 	if (c->bev == NULL) {
 		c->flags |= C_DEAD;
 		conn_schedule(c);
@@ -829,6 +1247,7 @@ net_conn_abort(struct net_conn *c, const char *reason)
 	if (!(c->flags & C_CLOSING))
 		c->reason = reason;
 	c->flags |= C_DEAD | C_CLOSING;
+	c->flags &= ~C_WANTDRAIN;
 	conn_unlist(c);
 	if (c->bev != NULL)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);

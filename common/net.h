@@ -14,6 +14,13 @@
  *
  * Protocol modules see only struct net_conn and the callbacks below; they
  * never touch sockets.  All callbacks run on the event loop thread.
+ *
+ * COMPRESS=DEFLATE (RFC 4978, net_conn_compress) costs, per compressed
+ * connection, about 300 KiB: zlib's deflate state at level 6, memLevel
+ * 8, 32 KiB window is 268096 bytes, inflate 39928 bytes (7160 until the
+ * first output), plus up to NET_INFLATE_MAX + NET_INFLATE_CHUNK of
+ * inflated input the protocol has not consumed yet.  Budget for it when
+ * choosing max_conns.
  */
 #ifndef COMMON_NET_H
 #define COMMON_NET_H
@@ -24,6 +31,17 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
+
+/*
+ * Compressed input is inflated NET_INFLATE_CHUNK at a time, and only while
+ * the protocol holds less than NET_INFLATE_MAX of it unconsumed; beyond
+ * that, reading from the socket stops until on_read drains.  A protocol
+ * that needs more than NET_INFLATE_MAX buffered to make progress (a line
+ * longer than that) stalls and is closed after idle_ms: keep every line
+ * limit below it.
+ */
+#define NET_INFLATE_CHUNK	16384
+#define NET_INFLATE_MAX		(128 * 1024)
 
 struct net_server;
 struct net_conn;
@@ -53,6 +71,11 @@ struct net_ops {
 	 * freed after this returns and must not be used again.
 	 */
 	void	(*on_close)(struct net_conn *, const char *);
+	/*
+	 * Optional: the output mark set by net_conn_want_drain() was
+	 * reached.  Queue the next slice of a long response here.
+	 */
+	void	(*on_drain)(struct net_conn *);
 };
 
 enum net_tls_mode {
@@ -94,6 +117,11 @@ const char	*net_conn_peer_ip(struct net_conn *);	/* "ip" */
 const char	*net_conn_local(struct net_conn *);	/* "ip:port" */
 int		 net_conn_is_tls(struct net_conn *);
 SSL		*net_conn_ssl(struct net_conn *);	/* NULL if plain */
+/*
+ * Output queued and not yet handed to the kernel: with compression, the
+ * plaintext written in this loop turn (not deflated yet) plus the
+ * compressed bytes waiting; with TLS, before encryption.
+ */
 size_t		 net_conn_outlen(struct net_conn *);
 
 /*
@@ -107,11 +135,37 @@ int	net_conn_printf(struct net_conn *, const char *, ...)
 int	net_conn_write_buffer(struct net_conn *, struct evbuffer *);
 
 /*
+ * One-shot: once net_conn_outlen() is <= low, run ops.on_drain once, on
+ * the loop thread.  If it already is, on_drain runs right after the
+ * current callback returns, never from inside this call.  A later call
+ * replaces the mark; closing (or aborting) the connection cancels it, and
+ * on_drain never runs once the connection is closing.  Used to stream a
+ * long response in slices without holding it all in the output queue.
+ */
+void	net_conn_want_drain(struct net_conn *, size_t);
+
+/*
+ * COMPRESS=DEFLATE (RFC 4978): call after queueing the tagged OK, which
+ * goes out uncompressed.  From then on, output is raw deflate (zlib
+ * windowBits -15, level 6) flushed with Z_SYNC_FLUSH at the end of each
+ * write burst (right after the callback that wrote returns), so the peer
+ * never waits for more; input is inflated before on_read sees it (in
+ * a different evbuffer than before the call).  Input already buffered
+ * after the command is compressed data: it is moved out of on_read's
+ * buffer (so the caller's parse loop ends) and inflated on the next loop
+ * turn.  Works over plaintext and TLS; STARTTLS is refused afterwards.
+ * A corrupt stream, or one the peer ends, closes the connection
+ * ("compress-error").  ERR_INVAL if already compressed (the server
+ * answers NO [COMPRESSIONACTIVE]) or closing.  Memory: see above.
+ */
+int	net_conn_compress(struct net_conn *);
+
+/*
  * STARTTLS: start a server-side TLS handshake on this plaintext connection
  * once queued output (the "220 ready" reply) is flushed.  Input buffered
  * after the STARTTLS command is discarded and ERR_PROTO returned (the
  * protocol must not act on plaintext sent before the handshake; CVE-2011-
- * 0411 class).  ERR_INVAL if already TLS or no TLS context.
+ * 0411 class).  ERR_INVAL if already TLS, compressed, or no TLS context.
  */
 int	net_conn_starttls(struct net_conn *);
 

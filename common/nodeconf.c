@@ -127,6 +127,7 @@ static const struct conf_knob mailsrv_knobs[] = {
 	    1 * GIB, "4M", NULL },
 	{ "queue_lifetime", CONF_DURATION, OFF(mailsrv.queue_lifetime),
 	    1 * MIN, 30 * DAY, "5d", NULL },
+	{ "quota", CONF_SIZE, OFF(mailsrv.quota), 0, 1024 * GIB, "2G", NULL },
 	{ "relay_routes", CONF_STR, OFF(mailsrv.relay_routes), 0, 4096, "",
 	    NULL },
 	{ "relay_tls_domains", CONF_STR, OFF(mailsrv.relay_tls_domains), 0,

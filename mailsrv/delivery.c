@@ -20,7 +20,7 @@
  * with backoff (retry_min doubling to retry_max); after queue_lifetime it
  * is failed.
  * SECURITY: plain data keys live only in the cache (wiped on eviction and
- * at stop, DELIVERY_DEK_TTL at most) and in the job being run; the
+ * at stop, USERKEY_TTL at most) and in the job being run; the
  * message plaintext exists only in worker memory and is wiped.
  */
 #include <stdio.h>
@@ -40,19 +40,11 @@
 #include "mailsrv/queue/queue.h"
 #include "mailsrv/relay.h"
 #include "mailsrv/store/store.h"
+#include "mailsrv/userkey.h"
 
 #define DELIVERY_TICK_SEC	1
 #define DELIVERY_INFLIGHT	8
-#define DELIVERY_DEK_TTL	300	/* seconds */
-#define DELIVERY_DEK_CACHE	256
 
-struct dek_entry {
-	char		addr[STORE_ADDRESS_MAX + 1];
-	unsigned char	dek[STORE_DEK_LEN];
-	time_t		expires;
-};
-
-static struct dek_entry	 dek_cache[DELIVERY_DEK_CACHE];
 
 struct delivery_job {
 	struct mailsrv		*ms;
@@ -79,62 +71,10 @@ struct delivery_relay {
 struct delivery_keyreq {
 	struct delivery_job	*job;
 	size_t			 i;
-	int			 created;	/* new user: wrapped to store */
 };
 
 static char	**inflight;
 static size_t	  ninflight;
-
-/* ------------------------------------------------------------ key cache */
-
-static struct dek_entry *
-dek_lookup(const char *addr)
-{
-	time_t	now = time(NULL);
-	size_t	i;
-
-	for (i = 0; i < DELIVERY_DEK_CACHE; i++)
-		if (dek_cache[i].expires > now &&
-		    strcmp(dek_cache[i].addr, addr) == 0)
-			return &dek_cache[i];
-	return NULL;
-}
-
-static void
-dek_put(const char *addr, const unsigned char *dek)
-{
-	time_t		 now = time(NULL);
-	struct dek_entry *e = &dek_cache[0];
-	size_t		 i;
-
-	for (i = 0; i < DELIVERY_DEK_CACHE; i++) {
-		if (dek_cache[i].expires <= now) {
-			e = &dek_cache[i];
-			break;
-		}
-		if (dek_cache[i].expires < e->expires)
-			e = &dek_cache[i];
-	}
-	explicit_bzero(e, sizeof(*e));
-	snprintf(e->addr, sizeof(e->addr), "%s", addr);
-	memcpy(e->dek, dek, STORE_DEK_LEN);
-	e->expires = now + DELIVERY_DEK_TTL;
-}
-
-static void
-dek_wipe_all(void)
-{
-	explicit_bzero(dek_cache, sizeof(dek_cache));
-}
-
-static char *
-delivery_context(const char *addr)
-{
-	char	*ctx;
-
-	xasprintf(&ctx, "mailbox:%s", addr);
-	return ctx;
-}
 
 /* ------------------------------------------------------------ jobs */
 
@@ -195,44 +135,17 @@ delivery_key_ready(struct delivery_job *j)
 }
 
 static void
-delivery_key_cb(int status, json_t *body, void *arg)
+delivery_key_cb(int rc, const unsigned char *dek, void *arg)
 {
 	struct delivery_keyreq	*kr = arg;
 	struct delivery_job	*j = kr->job;
-	struct queue_rcpt	*r = &j->env->rcpts[kr->i];
-	const char		*b64 = json_string_value(json_object_get(body,
-	    "plaintext"));
-	const char		*wrapped = json_string_value(json_object_get(
-	    body, "wrapped"));
-	unsigned char		*dek = NULL;
-	size_t			 len = 0;
-	int			 rc;
 
-	if (j->ms->stopping)
+	if (rc < 0 || j->ms->stopping)
 		j->failed_keys = 1;
-	else if (status != 200 || b64 == NULL || b64_decode(&dek, &len, b64,
-	    strlen(b64), STORE_DEK_LEN) < 0 || len != STORE_DEK_LEN) {
-		log_warnx("delivery key for %s unavailable status=%d", r->addr,
-		    status);
-		j->failed_keys = 1;
-	} else if (kr->created && (rc = store_user_create(j->ms->store,
-	    r->addr, wrapped ? wrapped : "")) < 0) {
-		if (rc == ERR_EXISTS)
-			/* another delivery created the mailbox meanwhile:
-			 * use its key (the fetch is counted before ours ends) */
-			delivery_key_fetch(j, kr->i);
-		else {
-			log_warnx("delivery cannot create mailbox of %s: %s",
-			    r->addr, err_msg());
-			j->failed_keys = 1;
-		}
-	} else {
+	else {
 		memcpy(j->deks[kr->i], dek, STORE_DEK_LEN);
 		j->ready[kr->i] = 1;
-		dek_put(r->addr, dek);
 	}
-	if (dek != NULL)
-		xfreezero(dek, len + 1);
 	free(kr);
 	delivery_key_ready(j);
 }
@@ -242,35 +155,23 @@ static void
 delivery_key_fetch(struct delivery_job *j, size_t i)
 {
 	struct queue_rcpt	*r = &j->env->rcpts[i];
-	struct dek_entry	*e;
-	struct store_user	 u;
 	struct delivery_keyreq	*kr;
-	char			*ctx;
 	int			 rc;
 
-	if ((e = dek_lookup(r->addr)) != NULL) {
-		memcpy(j->deks[i], e->dek, STORE_DEK_LEN);
-		j->ready[i] = 1;
-		return;
-	}
 	kr = xcalloc(1, sizeof(*kr));
 	kr->job = j;
 	kr->i = i;
-	ctx = delivery_context(r->addr);
-	memset(&u, 0, sizeof(u));
-	if ((rc = store_user_get(j->ms->store, r->addr, &u)) == 0)
-		rc = keyclient_unwrap(j->ms->kc, u.wrapped_dek, ctx,
-		    delivery_key_cb, kr);
-	else if (rc == ERR_NOTFOUND && r->dept != NULL) {
-		kr->created = 1;
-		rc = keyclient_datakey(j->ms->kc, r->dept, ctx,
-		    delivery_key_cb, kr);
-	}
-	store_user_clear(&u);
-	free(ctx);
-	if (rc < 0) {
+	rc = userkey_get(j->ms, r->addr, r->dept, j->deks[i],
+	    delivery_key_cb, kr);
+	if (rc == 1)
+		j->ready[i] = 1;
+	if (rc != 0) {
 		free(kr);
-		j->failed_keys = 1;
+		if (rc < 0) {
+			log_warnx("delivery key for %s: %s", r->addr,
+			    err_msg());
+			j->failed_keys = 1;
+		}
 		return;
 	}
 	j->waiting++;
@@ -715,6 +616,7 @@ delivery_start(struct mailsrv *ms)
 	memset(&so, 0, sizeof(so));
 	so.map_size = (size_t)ms->d->conf.mailsrv.map_size;
 	so.zlevel = -1;
+	so.quota = (uint64_t)ms->d->conf.mailsrv.quota;
 	so.msg_max = (size_t)ms->d->conf.mailsrv.max_message_size +
 	    64 * 1024;	/* our added headers */
 	rc = store_open(&ms->store, dir, &so);
@@ -743,7 +645,7 @@ delivery_stop(struct mailsrv *ms)
 	if (ms->kick_ev != NULL)
 		event_free(ms->kick_ev);
 	ms->sched_ev = ms->kick_ev = NULL;
-	dek_wipe_all();
+	userkey_wipe();
 }
 
 void

@@ -39,6 +39,10 @@ mailsrv_limits(struct net_limits *lim, const struct amanat_conf *cf,
 	lim->idle_ms = (unsigned)(imap ? cf->mailsrv.imap_idle_timeout :
 	    cf->mailsrv.smtp_idle_timeout);
 	lim->out_max = (size_t)cf->mailsrv.output_limit;
+	/* IMAP writes a FETCH slice once the output is below IMAP_OUT_LOW;
+	 * a slice may hold a whole message (twice: BODY[] and RFC822) */
+	if (imap)
+		lim->out_max += 2 * (size_t)cf->mailsrv.max_message_size;
 }
 
 int

@@ -67,6 +67,7 @@ void	mailsrv_audit_stop(struct mailsrv *);
 
 int	smtp_server_start(struct mailsrv *);
 int	imap_server_start(struct mailsrv *);
+void	imap_server_stop(struct mailsrv *);
 
 /* delivery.c: the queue runner (local delivery into the store). */
 int	delivery_start(struct mailsrv *);

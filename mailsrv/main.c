@@ -58,6 +58,7 @@ mailsrv_stop(struct daemon *d)
 	 * callbacks that keyclient_free and queue_close run */
 	net_server_free(&ms.smtp);
 	net_server_free(&ms.imap);
+	imap_server_stop(&ms);
 	mailsrv_api_stop(&ms);
 	worker_pool_free(&ms.workers);
 	mailsrv_link_stop(&ms);

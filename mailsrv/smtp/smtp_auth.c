@@ -20,6 +20,7 @@
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/sasl.h"
 #include "common/xmalloc.h"
 #include "mailsrv/smtp/smtp.h"
 
@@ -143,34 +144,23 @@ smtp_auth_check(struct smtp_session *s, const char *user, const char *pass)
 static void
 smtp_auth_plain(struct smtp_session *s, const char *b64)
 {
-	unsigned char	*raw = NULL;
-	size_t		 len = 0;
-	char		*authz, *user, *pass;
+	char	*user, *pass;
+	int	 rc;
 
-	if (b64_decode(&raw, &len, b64, strlen(b64), SMTP_ADDR_MAX * 2 +
-	    AUTH_PASS_MAX + 2) < 0 || memchr(raw, '\0', len) == NULL) {
+	rc = sasl_plain_decode(b64, strlen(b64), &user, &pass, SMTP_ADDR_MAX,
+	    AUTH_PASS_MAX);
+	if (rc < 0)
 		smtp_enter_state(s, SMTP_S_HELO);
-		smtp_error(s, "501 5.5.2 Invalid PLAIN response");
-		goto done;
-	}
-	authz = (char *)raw;
-	user = authz + strlen(authz) + 1;
-	if ((size_t)(user - authz) >= len ||
-	    memchr(user, '\0', len - (size_t)(user - authz)) == NULL) {
-		smtp_enter_state(s, SMTP_S_HELO);
-		smtp_error(s, "501 5.5.2 Invalid PLAIN response");
-		goto done;
-	}
-	pass = user + strlen(user) + 1;
-	if (authz[0] != '\0' && strcasecmp(authz, user) != 0) {
-		smtp_enter_state(s, SMTP_S_HELO);
+	if (rc == ERR_PERM)
 		smtp_auth_fail(s, "535 5.7.8 Authorization identity refused");
-		goto done;
-	}
-	smtp_auth_check(s, user, pass);
-done:
-	if (raw != NULL)
-		xfreezero(raw, len + 1);
+	else if (rc == ERR_TOOBIG)
+		smtp_auth_fail(s, "535 5.7.8 Authentication credentials "
+		    "invalid");
+	else if (rc < 0)
+		smtp_error(s, "501 5.5.2 Invalid PLAIN response");
+	else
+		smtp_auth_check(s, user, pass);
+	sasl_plain_free(user, pass);
 }
 
 void
