@@ -1192,6 +1192,9 @@ net_conn_resume(struct net_conn *c)
 	c->flags &= ~C_PAUSED;
 	if (c->flags & (C_CLOSING | C_DEAD | C_STARTTLS) || c->bev == NULL)
 		return;
+	/* a pause during on_read left the hold as it was: look again */
+	if (c->z != NULL)
+		z_hold_update(c);
 	if (!(c->flags & C_ZHOLD))
 		bufferevent_enable(c->bev, EV_READ);
 	if (conn_has_input(c)) {

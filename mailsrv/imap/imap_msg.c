@@ -905,6 +905,7 @@ parse_part(struct pctx *c, uint32_t pi, int in_multi, struct hit *h)
 		parse_multi(c, pi, h);
 		break;
 	case K_MSG:
+		/* classify() left room for the child */
 		parse_part(c, new_part(m, pi, NONE, pos), 0, h);
 		break;
 	default:
@@ -922,7 +923,8 @@ imap_msg_parse(struct imap_msg **out, const unsigned char *data, size_t len)
 	struct hit	 h;
 
 	m = xcalloc(1, sizeof(*m));
-	m->d = data;
+	/* never NULL: d + offset must stay defined for an empty message */
+	m->d = data != NULL ? data : (const unsigned char *)"";
 	m->n = data == NULL ? 0 : len;
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;

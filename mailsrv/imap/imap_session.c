@@ -80,13 +80,13 @@ static const struct imap_cmddef imap_cmds[] = {
 	{ "CHECK", ST_S, 0, "", imap_cmd_noop },
 	{ "CLOSE", ST_S, F_LOOP, "", imap_cmd_close },
 	{ "COMPRESS", ST_A | ST_S, F_LOOP, "atom", cmd_compress },
-	{ "COPY", ST_S, F_UID, "atom mailbox", imap_cmd_copy },
+	{ "COPY", ST_S, F_UID, "any mailbox", imap_cmd_copy },
 	{ "CREATE", ST_A | ST_S, 0, "mailbox list?", imap_cmd_create },
 	{ "DELETE", ST_A | ST_S, 0, "mailbox", imap_cmd_delete },
 	{ "ENABLE", ST_A | ST_S, F_LOOP, "atom ...", cmd_enable },
 	{ "EXAMINE", ST_A | ST_S, F_LOOP, "mailbox list?", imap_cmd_select },
 	{ "EXPUNGE", ST_S, F_LOOP | F_UID, NULL, imap_cmd_expunge },
-	{ "FETCH", ST_S, F_LOOP | F_UID | F_NOEXP, "atom any list?",
+	{ "FETCH", ST_S, F_LOOP | F_UID | F_NOEXP, "any any list?",
 	    imap_cmd_fetch },
 	{ "GETQUOTA", ST_A | ST_S, 0, "astring", imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_A | ST_S, 0, "mailbox", imap_cmd_getquotaroot },
@@ -96,7 +96,7 @@ static const struct imap_cmddef imap_cmds[] = {
 	{ "LOGIN", ST_N, F_LOOP, "astring astring", cmd_login },
 	{ "LOGOUT", ST_ANY, F_LOOP, "", cmd_logout },
 	{ "LSUB", ST_A | ST_S, 0, "mailbox list-mailbox", imap_cmd_lsub },
-	{ "MOVE", ST_S, F_UID, "atom mailbox", imap_cmd_copy },
+	{ "MOVE", ST_S, F_UID, "any mailbox", imap_cmd_copy },
 	{ "NAMESPACE", ST_A | ST_S, F_LOOP, "", cmd_namespace },
 	{ "NOOP", ST_ANY, F_LOOP, "", cmd_noop },
 	{ "RENAME", ST_A | ST_S, 0, "mailbox mailbox list?", imap_cmd_rename },
@@ -105,7 +105,7 @@ static const struct imap_cmddef imap_cmds[] = {
 	{ "SETQUOTA", ST_A | ST_S, F_LOOP, "any ...", cmd_setquota },
 	{ "STARTTLS", ST_N, F_LOOP, "", cmd_starttls },
 	{ "STATUS", ST_A | ST_S, 0, "mailbox list", imap_cmd_status },
-	{ "STORE", ST_S, F_UID | F_NOEXP, "atom any ...", imap_cmd_store },
+	{ "STORE", ST_S, F_UID | F_NOEXP, "any any ...", imap_cmd_store },
 	{ "SUBSCRIBE", ST_A | ST_S, 0, "mailbox", imap_cmd_subscribe },
 	{ "UNSELECT", ST_S, F_LOOP, "", imap_cmd_close },
 	{ "UNSUBSCRIBE", ST_A | ST_S, 0, "mailbox", imap_cmd_unsubscribe },
@@ -170,9 +170,11 @@ imap_flush(struct imap_session *s)
 		net_conn_close(s->c, "output-limit");
 	}
 	buf_reset(&s->out);
-	if (s->out.cap > IMAP_OUT_SLICE * 4) {
-		buf_free(&s->out);
-		buf_init(&s->out, 0);
+	if (s->out.cap > IMAP_OUT_SLICE * 4) {	/* after a big message */
+		size_t	max = s->out.max;
+
+		buf_free_secret(&s->out);
+		buf_init(&s->out, max);
 	}
 }
 
@@ -517,7 +519,7 @@ imap_dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 		goto done;
 	}
 	if (s->uid && strcmp(def->name, "EXPUNGE") == 0 &&
-	    imap_args_check(s->args, s->nargs, "atom") < 0) {
+	    imap_args_check(s->args, s->nargs, "any") < 0) {
 		imap_bad_args(s);
 		goto done;
 	}
@@ -984,9 +986,17 @@ static void
 auth_plain(struct imap_session *s, const char *b64, size_t len)
 {
 	char	*user = NULL, *pass = NULL;
+	int	 rc;
 
-	if (sasl_plain_decode(b64, len, &user, &pass, AUTH_USER_MAX,
-	    AUTH_PASS_MAX) < 0) {
+	rc = sasl_plain_decode(b64, len, &user, &pass, AUTH_USER_MAX,
+	    AUTH_PASS_MAX);
+	if (rc == ERR_PERM || rc == ERR_TOOBIG) {
+		login_fail_later(s, rc == ERR_PERM ? "[AUTHORIZATIONFAILED] "
+		    "Authorization identity refused" : "[AUTHENTICATIONFAILED] "
+		    "Authentication failed");
+		return;
+	}
+	if (rc < 0) {
 		imap_tagged(s, "BAD", "Invalid PLAIN response");
 		return;
 	}

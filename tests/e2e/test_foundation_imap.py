@@ -1,7 +1,8 @@
 """
 IMAP (foundation subset) with imaplib and raw sockets: greeting,
-CAPABILITY, STARTTLS, implicit TLS, LOGIN refused, BAD, LOGOUT, STARTTLS
-command injection.
+CAPABILITY, STARTTLS, implicit TLS, LOGIN refused before STARTTLS
+(LOGINDISABLED) and working after it and over IMAPS, BAD, LOGOUT,
+STARTTLS command injection.  The rest of IMAP: test_imap_*.py.
 """
 import imaplib
 import socket
@@ -10,8 +11,17 @@ import ssl
 import pytest
 
 from amanat_node import read_until_eof, recv_line
+from smtp_util import ALICE, finish, start_mail_node
 
 TIMEOUT = 15
+
+
+@pytest.fixture(scope="module")
+def mnode(tmp_path_factory):
+    """A demo node (keyservice and mailsrv) with users who can log in."""
+    n = start_mail_node(tmp_path_factory.mktemp("imapfound"))
+    yield n
+    finish(n)
 
 
 def imap(node):
@@ -76,9 +86,10 @@ def test_starttls_then_capability_without_starttls(node):
         assert typ == "OK", data
         assert isinstance(m.sock, ssl.SSLSocket)
         assert m.sock.version() in ("TLSv1.2", "TLSv1.3")
-        # imaplib asked CAPABILITY again over TLS
+        # imaplib asked CAPABILITY again over TLS: login is possible now
         assert "STARTTLS" not in m.capabilities, m.capabilities
-        assert "LOGINDISABLED" in m.capabilities, m.capabilities
+        assert "LOGINDISABLED" not in m.capabilities, m.capabilities
+        assert "AUTH=PLAIN" in m.capabilities, m.capabilities
         assert m.noop()[0] == "OK"
     finally:
         m.logout()
@@ -96,12 +107,54 @@ def test_imaps_implicit_tls(node):
         assert typ == "BYE", (typ, data)
 
 
-@pytest.mark.parametrize("tls", [False, True])
-def test_login_refused(node, tls):
-    m = imaps(node) if tls else imap(node)
+def test_login_refused_before_starttls_works_after(mnode):
+    """The right password in the clear before STARTTLS: refused by the
+    server (raw socket, so that no client-side LOGINDISABLED check is
+    involved), the session goes on; after STARTTLS the same LOGIN
+    works."""
+    pw = mnode.users[ALICE][0]
+    r = Raw(mnode)
     try:
-        with pytest.raises(imaplib.IMAP4.error):
-            m.login("alice", "secret")
+        greeting = r.line()
+        assert b"LOGINDISABLED" in greeting, greeting
+        r.send(b'a1 LOGIN "%s" "%s"\r\n' % (ALICE.encode(), pw.encode()))
+        last = r.until_tag(b"a1")[-1]
+        assert last.startswith((b"a1 NO ", b"a1 BAD ")), last
+        r.send(b"a2 SELECT INBOX\r\n")      # not logged in
+        last = r.until_tag(b"a2")[-1]
+        assert last.startswith((b"a2 NO ", b"a2 BAD ")), last
+        r.send(b"a3 NOOP\r\n")
+        assert r.until_tag(b"a3")[-1].startswith(b"a3 OK ")
+    finally:
+        r.close()
+    m = imap(mnode)
+    try:
+        typ, data = m.starttls(ssl_context=mnode.ssl_context())
+        assert typ == "OK", data
+        typ, data = m.login(ALICE, pw)
+        assert typ == "OK", data
+        typ, data = m.select("INBOX")
+        assert typ == "OK", data
+    finally:
+        m.logout()
+
+
+def test_login_over_imaps(mnode):
+    m = imaps(mnode)
+    try:
+        typ, data = m.login(ALICE, mnode.users[ALICE][0])
+        assert typ == "OK", data
+        assert m.noop()[0] == "OK"
+    finally:
+        m.logout()
+
+
+def test_login_wrong_password_refused_over_tls(mnode):
+    m = imaps(mnode)
+    try:
+        with pytest.raises(imaplib.IMAP4.error) as ei:
+            m.login(ALICE, "not-the-password")
+        assert "AUTHENTICATIONFAILED" in str(ei.value), str(ei.value)
         assert m.noop()[0] == "OK"     # the session goes on
     finally:
         m.logout()

@@ -1063,8 +1063,20 @@ test_mailsrv_imap_msg__envelope_missing(void **state)
 	/* empty values are empty strings; first occurrence wins */
 	check_envelope("Subject:\nSubject: second\nDate: \n\n", 0,
 	    "(\"\" \"\" NIL NIL NIL NIL NIL NIL NIL NIL)");
-	/* no header at all */
+	/* no header at all, no message at all */
 	check_envelope("", 0, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+	{
+		struct imap_msg	*m;
+		char		*s;
+
+		assert_int_equal(imap_msg_parse(&m, NULL, 0), 0);
+		s = bodystructure(m, 1, 0);
+		assert_string_equal(s, "(\"text\" \"plain\" (\"charset\""
+		    " \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)");
+		free(s);
+		assert_int_equal(imap_msg_text_match(m, "x", 1, 1), 0);
+		imap_msg_free(&m);
+	}
 	check_envelope("\nbody only\n", 0,
 	    "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
 	/* a CR or LF never reaches a quoted string */
