@@ -16,11 +16,13 @@ sofia@finance.amanat.test:
 
 docstore has no documents yet: the day has no document actions, the
 node runs no docstore, and the CLI is pointed at keyservice and mailsrv
-(--service).
+(--service).  The IMAP part of the day: alice reads her INBOX over IMAPS
+(a login, a mailbox open, a body read) and fails one IMAP login.
 """
 import base64
 import collections
 import copy
+import imaplib
 import json
 import os
 import shutil
@@ -51,6 +53,24 @@ def auth_plain(s, user, pw):
     """One AUTH PLAIN attempt (smtplib.login would try every mechanism)."""
     token = base64.b64encode(("\0%s\0%s" % (user, pw)).encode()).decode()
     return s.docmd("AUTH", "PLAIN " + token)
+
+
+def imap_day(node):
+    """alice reads message 1 of her INBOX; one IMAP login fails."""
+    def connect():
+        return imaplib.IMAP4_SSL("127.0.0.1", node.port("imaps"),
+                                 ssl_context=node.ssl_context(), timeout=30)
+    m = connect()
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login(ALICE, WRONG[0])
+    m.logout()
+    m = connect()
+    assert m.login(ALICE, node.users[ALICE][0])[0] == "OK"
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and int(data[0]) >= 1, data
+    typ, data = m.fetch("1", "(BODY[])")
+    assert typ == "OK" and b"audit-day-bob-0" in data[0][1], data
+    m.logout()
 
 
 def wait_delivered(node, queue_ids, timeout=30.0):
@@ -102,6 +122,7 @@ def day(tmp_path_factory):
         assert code == 535, (code, text)
         s.quit()
         wait_delivered(node, rec["queued"][ALICE] + rec["queued"][BOB])
+        imap_day(node)
         rec["end"] = now_ms()
     except BaseException:
         node.stop_all()
@@ -150,17 +171,26 @@ def test_query_actor_shows_each_of_alices_actions(day):
     got = collections.Counter((s, e["action"], e["outcome"]) for s, e in
                               day_rows)
     assert got == collections.Counter({
-        ("keyservice", "auth.password", "ok"): 2,
+        ("keyservice", "auth.password", "ok"): 3,
         ("mailsrv", "auth.smtp", "ok"): 2,
         ("mailsrv", "mail.accept", "ok"): 2,
         ("mailsrv", "mail.deliver", "ok"): 2,
-        ("keyservice", "auth.password", "denied"): 2,
+        ("keyservice", "auth.password", "denied"): 3,
         ("mailsrv", "auth.smtp", "denied"): 2,
+        ("mailsrv", "auth.imap", "ok"): 1,
+        ("mailsrv", "auth.imap", "denied"): 1,
+        ("mailsrv", "mail.open", "ok"): 1,
+        ("mailsrv", "mail.read", "ok"): 1,
     }), json.dumps(day_rows, indent=1)
     for s, e in day_rows:
         assert e["node"] == "e2e" and e["service"] == s and e["v"] == 1, e
-        if e["action"] in ("auth.password", "auth.smtp", "mail.accept"):
+        if e["action"] in ("auth.password", "auth.smtp", "auth.imap",
+                           "mail.accept", "mail.open", "mail.read"):
             assert e["src"] == "127.0.0.1", e
+        if e["action"] in ("mail.open", "mail.read"):
+            assert e["object"] == "INBOX" and e["dept"] == "finance", e
+        if e["action"] == "mail.read":
+            assert e["details"] == {"uids": "1"}, e
         if e["outcome"] == "ok" and e["action"].startswith("auth."):
             assert e["dept"] == "finance", e
     accepted = sorted(e["object"] for s, e in day_rows
@@ -203,8 +233,9 @@ def test_query_outcome_denied_shows_failed_logins_with_sources(day):
     alice = [(s, e) for s, e in day_rows if e["actor"] == ALICE]
     got = collections.Counter((s, e["action"], e["src"]) for s, e in alice)
     assert got == collections.Counter({
-        ("keyservice", "auth.password", "127.0.0.1"): 2,
-        ("mailsrv", "auth.smtp", "127.0.0.1"): 2}), alice
+        ("keyservice", "auth.password", "127.0.0.1"): 3,
+        ("mailsrv", "auth.smtp", "127.0.0.1"): 2,
+        ("mailsrv", "auth.imap", "127.0.0.1"): 1}), alice
     for s, e in alice:
         if s == "mailsrv":
             assert e["details"] == {"status": 401}, e
