@@ -200,8 +200,6 @@ void	imap_cmd_getquotaroot(struct imap_session *);
 void	imap_view_free(struct imap_view **);
 /* Announce what changed in the selected mailbox (worker thread). */
 void	imap_view_sync(struct imap_session *, int);
-/* An ascending UID array as a compact set "1:3,7". */
-int	imap_fmt_uidset(struct buf *, const uint32_t *, size_t);
 /* The sequence number of uid in the view, 0 if none. */
 uint32_t imap_view_seq(const struct imap_view *, uint32_t);
 /* A sequence set or UID set argument -> ascending UIDs in the view. */

@@ -354,3 +354,24 @@ bad:
 	err_set(ERR_PROTO, "invalid date-time");
 	return ERR_PROTO;
 }
+
+int
+imap_fmt_seqset(struct buf *b, const uint32_t *v, size_t n)
+{
+	size_t	i, j;
+	int	rc;
+
+	for (i = 0; i < n; i = j + 1) {
+		for (j = i; j + 1 < n && v[j] != UINT32_MAX &&
+		    v[j + 1] == v[j] + 1; j++)
+			;
+		if (j == i)
+			rc = buf_printf(b, "%s%u", i ? "," : "", v[i]);
+		else
+			rc = buf_printf(b, "%s%u:%u", i ? "," : "", v[i],
+			    v[j]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}

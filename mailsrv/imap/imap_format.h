@@ -38,6 +38,11 @@ int	imap_fmt_astring(struct buf *, const char *, size_t, int);
  */
 int	imap_fmt_literal(struct buf *, const void *, size_t, int);
 /*
+ * An ascending array of numbers as a compact sequence set: runs of
+ * consecutive numbers as ranges ("1:3,7").  "" for none.
+ */
+int	imap_fmt_seqset(struct buf *, const uint32_t *, size_t);
+/*
  * Flag list "(\Seen \Answered \Flagged \Deleted \Draft kw...)" from the
  * STORE_F_* bits and the keyword mask: bit i names kw[i] (bits at or
  * past nkw, and NULL names, are skipped).

@@ -811,7 +811,7 @@ select_work(struct imap_session *s)
 				gone[k++] = gone[i];
 			}
 			if (k > 0) {
-				(void)imap_fmt_uidset(&b, gone, k);
+				(void)imap_fmt_seqset(&b, gone, k);
 				out_line(s, &b);
 			} else
 				buf_reset(&b);
@@ -1031,7 +1031,7 @@ imap_cmd_append(struct imap_session *s)
 		imap_store_error(s, rc, "APPEND");
 	else {
 		buf_init(&b, 1024 * 1024);
-		(void)imap_fmt_uidset(&b, uids, nm);
+		(void)imap_fmt_seqset(&b, uids, nm);
 		imap_tagged(s, "OK", "[APPENDUID %u %s] APPEND completed",
 		    uidvalidity, (char *)b.data);
 		if (strlen(s->ttext) + 1 >= sizeof(s->ttext))

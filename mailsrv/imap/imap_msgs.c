@@ -28,25 +28,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-int
-imap_fmt_uidset(struct buf *b, const uint32_t *u, size_t n)
-{
-	size_t	i = 0, j;
-	int	rc = 0;
-
-	while (i < n && rc == 0) {
-		for (j = i; j + 1 < n && u[j + 1] == u[j] + 1; j++)
-			;
-		if (j == i)
-			rc = buf_printf(b, "%s%u", i ? "," : "", u[i]);
-		else
-			rc = buf_printf(b, "%s%u:%u", i ? "," : "", u[i],
-			    u[j]);
-		i = j + 1;
-	}
-	return rc;
-}
-
 uint32_t
 imap_view_seq(const struct imap_view *v, uint32_t uid)
 {
@@ -134,7 +115,7 @@ view_expunged(struct imap_session *s, const uint32_t *uids, size_t n)
 			in[k++] = uids[i];
 	if (k > 0 && (s->enabled & IMAP_E_QRESYNC)) {
 		buf_init(&b, SIZE_MAX - 1);
-		(void)imap_fmt_uidset(&b, in, k);
+		(void)imap_fmt_seqset(&b, in, k);
 		imap_out(s, "* VANISHED %s", (char *)b.data);
 		buf_free(&b);
 		for (i = 0; i < k; i++)
@@ -460,7 +441,7 @@ fetch_vanished(struct imap_session *s, struct fetch_state *fs)
 			gone[k++] = gone[i];
 	if (k > 0) {
 		buf_init(&b, SIZE_MAX - 1);
-		(void)imap_fmt_uidset(&b, gone, k);
+		(void)imap_fmt_seqset(&b, gone, k);
 		imap_out(s, "* VANISHED (EARLIER) %s", (char *)b.data);
 		buf_free(&b);
 	}
@@ -611,7 +592,7 @@ fetch_next(struct imap_session *s)
 		return;
 	}
 	buf_init(&b, SIZE_MAX - 1);
-	(void)imap_fmt_uidset(&b, fs->uids + fs->next, fs->hi - fs->next);
+	(void)imap_fmt_seqset(&b, fs->uids + fs->next, fs->hi - fs->next);
 	imap_audit(s, "mail.read", v->name, AUDIT_OK, json_pack("{s:s}",
 	    "uids", (char *)b.data), fetch_audited);
 	buf_free(&b);
@@ -754,7 +735,7 @@ imap_cmd_store(struct imap_session *s)
 			mod[k] = s->uid ? res.modified[k] :
 			    imap_view_seq(v, res.modified[k]);
 		buf_init(&b, SIZE_MAX - 1);
-		(void)imap_fmt_uidset(&b, mod, res.nmodified);
+		(void)imap_fmt_seqset(&b, mod, res.nmodified);
 		if (b.len + 64 < sizeof(s->ttext))
 			imap_tagged(s, "OK", "[MODIFIED %s] Conditional STORE "
 			    "failed", (char *)b.data);
@@ -915,8 +896,8 @@ imap_cmd_copy(struct imap_session *s)
 	}
 	buf_init(&b1, SIZE_MAX - 1);
 	buf_init(&b2, SIZE_MAX - 1);
-	(void)imap_fmt_uidset(&b1, cu.src, cu.n);
-	(void)imap_fmt_uidset(&b2, cu.dst, cu.n);
+	(void)imap_fmt_seqset(&b1, cu.src, cu.n);
+	(void)imap_fmt_seqset(&b2, cu.dst, cu.n);
 	if (move) {
 		if (cu.n > 0)
 			imap_out(s, "* OK [COPYUID %u %s %s] Moved",
@@ -1001,7 +982,7 @@ imap_cmd_expunge(struct imap_session *s)
 		only[0] = (uint32_t)n;
 		memcpy(only + 1, uids, n * sizeof(*uids));
 		buf_init(&b, SIZE_MAX - 1);
-		(void)imap_fmt_uidset(&b, uids, n);
+		(void)imap_fmt_seqset(&b, uids, n);
 		details = json_pack("{s:s}", "uids", (char *)b.data);
 		buf_free(&b);
 		free(uids);

@@ -835,28 +835,6 @@ imap_search_save_pick(const struct imap_search *s, const uint32_t *matched,
 	return k;
 }
 
-/* ALL's sequence-set: runs of consecutive numbers as ranges. */
-static int
-put_set(struct buf *b, const uint32_t *v, size_t n)
-{
-	size_t	i, j;
-	int	rc;
-
-	for (i = 0; i < n; i = j + 1) {
-		for (j = i; j + 1 < n && v[j] != UINT32_MAX &&
-		    v[j + 1] == v[j] + 1; j++)
-			;
-		if (j == i)
-			rc = buf_printf(b, "%s%u", i ? "," : "", v[i]);
-		else
-			rc = buf_printf(b, "%s%u:%u", i ? "," : "", v[i],
-			    v[j]);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
 static int
 put_esearch(struct buf *b, const struct imap_search *s, const char *tag,
     int uid, const uint32_t *m, size_t n, uint64_t modseq)
@@ -893,7 +871,7 @@ put_esearch(struct buf *b, const struct imap_search *s, const char *tag,
 		return rc;
 	if (n > 0 && (s->ret & R_ALL) &&
 	    ((rc = buf_printf(b, " ALL ")) < 0 ||
-	    (rc = put_set(b, m, n)) < 0))
+	    (rc = imap_fmt_seqset(b, m, n)) < 0))
 		return rc;
 	if (n > 0 && s->modseq &&
 	    (rc = buf_printf(b, " MODSEQ %llu", (unsigned long long)modseq)) < 0)
