@@ -1,6 +1,6 @@
 /*
  * fuzz_imap_msg.c -- libFuzzer target for the IMAP message model
- * (mailsrv/imap/imap_msg.c): MIME tree, ENVELOPE, BODY/BODYSTRUCTURE,
+ * (mailsrv/imap/imap_msg*.c): MIME tree, ENVELOPE, BODY/BODYSTRUCTURE,
  * sections, BINARY, Date: and the SEARCH matchers.
  *
  * Purpose: for any message, parsing terminates within the limits and
@@ -32,6 +32,9 @@
 #include "mailsrv/imap/imap_seqset.c"
 #include "mailsrv/imap/imap_format.c"
 #include "mailsrv/imap/imap_msg.c"
+#include "mailsrv/imap/imap_msg_env.c"
+#include "mailsrv/imap/imap_msg_struct.c"
+#include "mailsrv/imap/imap_msg_search.c"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
