@@ -68,7 +68,7 @@ int	imap_parse_datetime(const char *, size_t, int64_t *);
 int	imap_parse_date(const char *, size_t, int32_t *);
 
 /*
- * Helpers shared with imap_msg_env.c and imap_msg_struct.c and imap_fetch.c.
+ * Helpers shared with imap_msg_env.c, imap_msg_struct.c and imap_fetch.c.
  * imap_utf8_len: the length (1..4) of the valid UTF-8 sequence at s,
  * 0 if s[0..n) does not start with one (overlong forms, surrogates and
  * code points past U+10FFFF are invalid).
