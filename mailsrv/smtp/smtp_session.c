@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "mailsrv/rcptcache.h"
 #include "mailsrv/smtp/smtp.h"
 
 static const char *const smtp_state_names[] = {
@@ -482,29 +483,47 @@ smtp_rcpt_job_free(struct smtp_rcpt_job *j)
 	free(j);
 }
 
+/* The directory's answer for a local recipient (cached or fresh). */
+static void
+smtp_rcpt_answer(struct smtp_session *s, struct queue_rcpt *r, int answer,
+    const char *dept)
+{
+	if (answer == RCPT_ACTIVE) {
+		r->dept = xstrdup(dept);
+		smtp_rcpt_add(s, r);
+	} else if (answer == RCPT_DISABLED)
+		smtp_error(s, "550 5.2.1 Mailbox disabled");
+	else
+		smtp_error(s, "550 5.1.1 Recipient address rejected: user "
+		    "unknown");
+}
+
 static void
 smtp_rcpt_lookup_done(int status, json_t *body, void *arg)
 {
 	struct smtp_rcpt_job	*j = arg;
 	struct smtp_session	*s = j->s;
 	const char		*st, *dept;
+	int			 answer = 0;
 
+	st = json_string_value(json_object_get(body, "status"));
+	dept = json_string_value(json_object_get(body, "dept"));
+	if (status == 200 && dept != NULL && st != NULL &&
+	    strcmp(st, "active") == 0)
+		answer = RCPT_ACTIVE;
+	else if (status == 200)
+		answer = RCPT_DISABLED;
+	else if (status == 404)
+		answer = RCPT_UNKNOWN;
+	if (answer != 0)
+		rcptcache_put(j->r.addr, answer, dept);
 	if (smtp_async_end(s) < 0 || s->tx == NULL) {
 		smtp_rcpt_job_free(j);
 		return;
 	}
-	st = json_string_value(json_object_get(body, "status"));
-	dept = json_string_value(json_object_get(body, "dept"));
-	if (status == 200 && dept != NULL && st != NULL &&
-	    strcmp(st, "active") == 0) {
-		j->r.dept = xstrdup(dept);
-		smtp_rcpt_add(s, &j->r);
-	} else if (status == 200) {
-		smtp_error(s, "550 5.2.1 Mailbox disabled");
-	} else if (status == 404) {
-		smtp_error(s, "550 5.1.1 Recipient address rejected: user "
-		    "unknown");
-	} else {
+	if (answer != 0)
+		smtp_rcpt_answer(s, &j->r, answer, dept);
+	else {
 		log_warnx("%016llx smtp recipient lookup failed status=%d",
 		    (unsigned long long)net_conn_id(s->c), status);
 		smtp_reply(s, "451 4.4.3 Directory unavailable, try again "
@@ -552,9 +571,11 @@ static void
 smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 {
 	char			 addr[SMTP_ADDR_MAX + 1];
+	char			 dept[RCPT_CACHE_DEPT_MAX + 1];
 	const char		*rest, *domain;
 	struct queue_rcpt	 r;
 	struct smtp_rcpt_job	*j;
+	int			 answer;
 
 	if (s->tx == NULL) {
 		smtp_error(s, "503 5.5.1 Need MAIL before RCPT");
@@ -593,6 +614,12 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 		return;
 	}
 	r.local = 1;
+	if ((answer = rcptcache_get(addr, dept, sizeof(dept))) != 0) {
+		smtp_rcpt_answer(s, &r, answer, dept);
+		if (answer == RCPT_ACTIVE)
+			return;		/* r belongs to the transaction */
+		goto drop;
+	}
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	j->r = r;
