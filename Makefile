@@ -17,7 +17,7 @@ SAN	?= 0
 CC	?= cc
 
 PKGS	= openssl libevent libevent_openssl libevent_pthreads jansson lmdb \
-	  libargon2 zlib libbsd
+	  libargon2 zlib libbsd libunbound
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -110,8 +110,8 @@ tools: $(TOOLS)
 DEBS = make gcc clang libc6-dev pkg-config ca-certificates \
 	libssl-dev openssl libgit2-dev liblmdb-dev lmdb-utils libetpan-dev \
 	zlib1g-dev libevent-dev libjansson-dev libargon2-dev libcmocka-dev \
-	libbsd-dev python3 python3-pytest curl swaks libnet-ssleay-perl isync \
-	git procps
+	libbsd-dev libunbound-dev python3 python3-pytest curl swaks \
+	libnet-ssleay-perl isync git procps
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' \

@@ -134,12 +134,16 @@ struct amanat_conf {
 		long long	 max_recipients;
 		long long	 quota;		/* per user, 0: none */
 		long long	 queue_lifetime;	/* ms */
+		long long	 delay_warning;		/* ms, 0: never */
 		long long	 retry_min;		/* ms */
 		long long	 retry_max;		/* ms */
 		long long	 workers;
 		char		*api_listen;	/* HTTPS admin/audit API */
 		char		*relay_routes;	/* "domain=host:port,..." */
 		char		*relay_tls_domains;	/* TLS required */
+		long long	 relay_port;	/* of MX hosts found in DNS */
+		char		*dns_resolver;	/* "ip[@port]", or "" */
+		long long	 dns_timeout;		/* ms, one MX lookup */
 	} mailsrv;
 
 	struct {

@@ -11,8 +11,13 @@
  *
  * Runs in: the mailsrv process; the loop thread, and worker threads for
  * queue_read / store_deliver / queue_update.
- * Remote recipients go out through relay.c over [mailsrv] relay_routes
- * (no DNS MX lookup yet: a domain without a route waits and bounces).
+ * Remote recipients go out through relay.c, one session per domain: over
+ * its [mailsrv] relay_routes route if it has one, else to its mail
+ * exchangers found in DNS (mx.c: MX, else the implicit MX, then A/AAAA;
+ * port relay_port), tried in order until one greets.  A domain that does
+ * not exist (5.1.2), has a null MX (5.1.10) or whose exchangers have no
+ * address (5.4.4) fails its recipients; a DNS failure or timeout defers
+ * them (4.4.3).
  * When a message leaves the queue with failed recipients (or ones that
  * asked NOTIFY=SUCCESS), one DSN (dsn.c) is queued to its sender from the
  * null sender.
@@ -37,6 +42,7 @@
 #include "common/xmalloc.h"
 #include "mailsrv/mailsrv.h"
 #include "mailsrv/dsn.h"
+#include "mailsrv/mx.h"
 #include "mailsrv/queue/queue.h"
 #include "mailsrv/relay.h"
 #include "mailsrv/store/store.h"
@@ -58,14 +64,19 @@ struct delivery_job {
 	size_t			 len;
 	int			 read_rc;
 	size_t			 relays;	/* relay sessions in flight */
-	char			*dsn;		/* a bounce to queue */
+	char			*dsn;		/* a report to queue */
 	size_t			 dsnlen;
+	char			*dsn2;		/* and a success report */
+	size_t			 dsn2len;
 	int			 rc;
 };
 
+/* The recipients of one remote domain: one relay session (and MX). */
 struct delivery_relay {
 	struct delivery_job	*job;
 	size_t			*rcpts;
+	size_t			 n;
+	int			 tls;		/* relay_tls_domains */
 };
 
 struct delivery_keyreq {
@@ -75,6 +86,8 @@ struct delivery_keyreq {
 
 static char	**inflight;
 static size_t	  ninflight;
+/* MX lookups ([mailsrv] dns_resolver): one per process, like inflight. */
+static struct mx_resolver	*resolver;
 
 /* ------------------------------------------------------------ jobs */
 
@@ -116,6 +129,8 @@ delivery_job_free(struct delivery_job *j)
 		xfreezero(j->msg, j->len);
 	if (j->dsn != NULL)
 		xfreezero(j->dsn, j->dsnlen);
+	if (j->dsn2 != NULL)
+		xfreezero(j->dsn2, j->dsn2len);
 	free(j->ready);
 	free(j->was);
 	queue_env_free(&j->env);
@@ -247,7 +262,32 @@ delivery_work_local(void *arg)
 	}
 }
 
-/* Worker thread: retries, expiry, the bounce, and the queue record. */
+/*
+ * Build a report of this kind into the job's first free slot.  A delay
+ * report marks its recipients, so each is reported delayed once; the
+ * queue update that follows makes the mark durable.
+ */
+static void
+delivery_report(struct delivery_job *j, enum dsn_kind kind, int64_t now)
+{
+	struct queue_env	*env = j->env;
+	char			**out = j->dsn == NULL ? &j->dsn : &j->dsn2;
+	size_t			 *len = j->dsn == NULL ? &j->dsnlen : &j->dsn2len;
+	size_t			 i;
+
+	if (dsn_build(out, len, env, kind, j->ms->d->conf.mailsrv.hostname,
+	    now, j->msg, j->len) < 0) {
+		log_warnx("delivery %s: no report: %s", env->id, err_msg());
+		return;
+	}
+	if (kind == DSN_DELAY)
+		for (i = 0; i < env->nrcpts; i++)
+			if (env->rcpts[i].state == QUEUE_RCPT_PENDING &&
+			    (env->rcpts[i].notify & QUEUE_NOTIFY_DELAY))
+				env->rcpts[i].delayed = 1;
+}
+
+/* Worker thread: retries, expiry, the reports, and the queue record. */
 static void
 delivery_work_finish(void *arg)
 {
@@ -275,15 +315,17 @@ delivery_work_finish(void *arg)
 		/* next_try has whole seconds: +1 so the wait is never
 		 * shorter than the backoff, whatever the fraction of now */
 		env->next_try = now + delivery_backoff(cf, env->attempts) + 1;
-	} else if (env->sender[0] != '\0' && j->read_rc == 0 &&
-	    (dsn_count(env, DSN_FAILURE) > 0 ||
-	    dsn_count(env, DSN_SUCCESS) > 0)) {
-		/* the message leaves the queue: one report for it */
-		if (dsn_build(&j->dsn, &j->dsnlen, env, dsn_count(env,
-		    DSN_FAILURE) > 0 ? DSN_FAILURE : DSN_SUCCESS,
-		    cf->mailsrv.hostname, now, j->msg, j->len) < 0)
-			log_warnx("delivery %s: no report: %s", env->id,
-			    err_msg());
+		if (cf->mailsrv.delay_warning > 0 && env->sender[0] != '\0' &&
+		    j->read_rc == 0 && now - env->created >=
+		    cf->mailsrv.delay_warning / 1000 &&
+		    dsn_count(env, DSN_DELAY) > 0)
+			delivery_report(j, DSN_DELAY, now);
+	} else if (env->sender[0] != '\0' && j->read_rc == 0) {
+		/* the message leaves the queue: failures and successes */
+		if (dsn_count(env, DSN_FAILURE) > 0)
+			delivery_report(j, DSN_FAILURE, now);
+		if (dsn_count(env, DSN_SUCCESS) > 0)
+			delivery_report(j, DSN_SUCCESS, now);
 	}
 	j->rc = queue_update(ms->queue, env);
 }
@@ -299,6 +341,18 @@ delivery_finish(struct delivery_job *j)
 		delivery_job_free(j);
 }
 
+/* A domain's session (or lookup) is over: the job may be finished. */
+static void
+delivery_relay_end(struct delivery_relay *dr)
+{
+	struct delivery_job	*j = dr->job;
+
+	free(dr->rcpts);
+	free(dr);
+	if (--j->relays == 0)
+		delivery_finish(j);
+}
+
 static void
 delivery_relay_done(struct relay_result *res, size_t n, void *arg)
 {
@@ -312,22 +366,73 @@ delivery_relay_done(struct relay_result *res, size_t n, void *arg)
 		r->state = res[i].state;
 		delivery_set_status(r, res[i].status);
 	}
-	free(dr->rcpts);
-	free(dr);
-	if (--j->relays == 0)
-		delivery_finish(j);
+	delivery_relay_end(dr);
 }
 
-/* Loop: start a relay session per remote domain with a route. */
+static void
+delivery_relay_go(struct delivery_relay *dr, const struct relay_target *t,
+    size_t nt)
+{
+	struct delivery_job	*j = dr->job;
+
+	if (relay_start(j->ms->d->base, j->ms->relay_ctx,
+	    j->ms->d->conf.mailsrv.hostname, t, nt, dr->tls, j->env,
+	    dr->rcpts, dr->n, j->msg, j->len, delivery_relay_done, dr) < 0) {
+		log_warnx("delivery %s: %s", j->env->id, err_msg());
+		delivery_relay_end(dr);
+	}
+}
+
+/* The domain's mail exchangers (or why there are none). */
+static void
+delivery_mx_done(const struct mx_result *res, void *arg)
+{
+	struct delivery_relay	*dr = arg;
+	struct delivery_job	*j = dr->job;
+	struct relay_target	*t;
+	size_t			 i;
+
+	if (j->ms->stopping) {
+		delivery_relay_end(dr);
+		return;
+	}
+	if (res->status != MX_OK) {
+		for (i = 0; i < dr->n; i++) {
+			struct queue_rcpt *r = &j->env->rcpts[dr->rcpts[i]];
+
+			if (res->status == MX_PERMFAIL)
+				r->state = QUEUE_RCPT_FAILED;
+			delivery_set_status(r, res->text);
+		}
+		delivery_relay_end(dr);
+		return;
+	}
+	t = xcalloc(res->ncands, sizeof(*t));
+	for (i = 0; i < res->ncands; i++) {
+		snprintf(t[i].host, sizeof(t[i].host), "%s",
+		    res->cands[i].host);
+		snprintf(t[i].addr, sizeof(t[i].addr), "%s",
+		    res->cands[i].addr);
+		t[i].port = (int)j->ms->d->conf.mailsrv.relay_port;
+	}
+	delivery_relay_go(dr, t, res->ncands);
+	free(t);
+}
+
+/*
+ * Loop: one relay session per remote domain, over its route, else to
+ * the mail exchangers an MX lookup finds.
+ */
 static void
 delivery_relay(struct delivery_job *j)
 {
-	struct queue_env	*env = j->env;
-	struct delivery_relay	*dr;
-	char			 host[256];
-	const char		*dom;
-	size_t			 i, k, n;
-	int			 port, tls, *done;
+	const struct amanat_conf	*cf = &j->ms->d->conf;
+	struct queue_env		*env = j->env;
+	struct delivery_relay		*dr;
+	struct relay_target		 t;
+	const char			*dom;
+	size_t				 i, k;
+	int				*done;
 
 	done = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(int));
 	j->relays = 1;		/* held until every session is started */
@@ -336,30 +441,35 @@ delivery_relay(struct delivery_job *j)
 		    env->rcpts[i].state != QUEUE_RCPT_PENDING)
 			continue;
 		dom = strrchr(env->rcpts[i].addr, '@') + 1;
-		if (relay_route(host, sizeof(host), &port, &tls,
-		    &j->ms->d->conf, dom) < 0) {
-			delivery_set_status(&env->rcpts[i], "4.4.4 no route to "
-			    "domain (add it to relay_routes; DNS MX lookup is "
-			    "not implemented)");
-			continue;
-		}
 		dr = xcalloc(1, sizeof(*dr));
 		dr->job = j;
 		dr->rcpts = xcalloc(env->nrcpts, sizeof(size_t));
-		for (k = i, n = 0; k < env->nrcpts; k++) {
+		for (k = i; k < env->nrcpts; k++) {
 			const char *d2 = strrchr(env->rcpts[k].addr, '@') + 1;
 
 			if (!done[k] && !env->rcpts[k].local &&
 			    env->rcpts[k].state == QUEUE_RCPT_PENDING &&
 			    strcasecmp(d2, dom) == 0) {
 				done[k] = 1;
-				dr->rcpts[n++] = k;
+				dr->rcpts[dr->n++] = k;
 			}
 		}
 		j->relays++;
-		relay_start(j->ms->d->base, j->ms->relay_ctx,
-		    j->ms->d->conf.mailsrv.hostname, host, port, tls, env,
-		    dr->rcpts, n, j->msg, j->len, delivery_relay_done, dr);
+		memset(&t, 0, sizeof(t));
+		if (relay_route(t.host, sizeof(t.host), &t.port, &dr->tls, cf,
+		    dom) == 0) {
+			delivery_relay_go(dr, &t, 1);
+			continue;
+		}
+		dr->tls = relay_tls_required(cf, dom);
+		if (resolver == NULL) {
+			for (k = 0; k < dr->n; k++)
+				delivery_set_status(&env->rcpts[dr->rcpts[k]],
+				    "4.4.3 no DNS resolver");
+			delivery_relay_end(dr);
+			continue;
+		}
+		mx_resolve(resolver, dom, delivery_mx_done, dr);
 	}
 	free(done);
 	if (--j->relays == 0)
@@ -378,7 +488,7 @@ delivery_local_done(void *arg)
 	delivery_relay(j);
 }
 
-static void	delivery_queue_dsn(struct delivery_job *);
+static void	delivery_queue_dsn(struct delivery_job *, char **, size_t *);
 
 static void
 delivery_done(void *arg)
@@ -405,8 +515,12 @@ delivery_done(void *arg)
 			    AUDIT_OK, 0, json_pack("{s:s,s:s?}", "queue_id",
 			    j->env->id, "status", r->status), NULL, NULL);
 	}
-	if (j->dsn != NULL && j->rc == 0 && !ms->stopping)
-		delivery_queue_dsn(j);
+	if (j->rc == 0 && !ms->stopping) {
+		if (j->dsn != NULL)
+			delivery_queue_dsn(j, &j->dsn, &j->dsnlen);
+		if (j->dsn2 != NULL)
+			delivery_queue_dsn(j, &j->dsn2, &j->dsn2len);
+	}
 	delivery_job_free(j);
 	delivery_kick(ms);
 }
@@ -496,16 +610,16 @@ delivery_dsn_lookup(int status, json_t *body, void *arg)
 }
 
 static void
-delivery_queue_dsn(struct delivery_job *j)
+delivery_queue_dsn(struct delivery_job *j, char **msg, size_t *len)
 {
 	struct delivery_dsn	*d = xcalloc(1, sizeof(*d));
 	const char		*dom = strrchr(j->env->sender, '@');
 
 	d->ms = j->ms;
-	d->msg = j->dsn;
-	d->len = j->dsnlen;
+	d->msg = *msg;
+	d->len = *len;
 	d->rcpt = xstrdup(j->env->sender);
-	j->dsn = NULL;
+	*msg = NULL;
 	if (dom != NULL && mailsrv_local_domain(j->ms, dom + 1)) {
 		if (keyclient_user(j->ms->kc, d->rcpt, delivery_dsn_lookup,
 		    d) < 0)
@@ -629,6 +743,10 @@ delivery_start(struct mailsrv *ms)
 	o.verify = TLS_VERIFY_NONE;	/* per connection: relay.c */
 	if ((rc = tls_client_ctx_new(&ms->relay_ctx, &o)) < 0)
 		return rc;
+	if ((rc = mx_resolver_new(&resolver, ms->d->base,
+	    ms->d->conf.mailsrv.dns_resolver,
+	    ms->d->conf.mailsrv.dns_timeout)) < 0)
+		return rc;
 	ms->sched_ev = event_new(ms->d->base, -1, EV_PERSIST, delivery_tick,
 	    ms);
 	ms->kick_ev = event_new(ms->d->base, -1, 0, delivery_tick, ms);
@@ -645,6 +763,8 @@ delivery_stop(struct mailsrv *ms)
 	if (ms->kick_ev != NULL)
 		event_free(ms->kick_ev);
 	ms->sched_ev = ms->kick_ev = NULL;
+	/* lookups in flight end now (their jobs are freed: stopping) */
+	mx_resolver_free(&resolver);
 	userkey_wipe();
 }
 

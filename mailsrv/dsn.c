@@ -351,7 +351,7 @@ dsn_wanted(const struct queue_rcpt *r, enum dsn_kind kind)
 		return r->state == QUEUE_RCPT_FAILED && (r->notify == 0 ||
 		    (r->notify & QUEUE_NOTIFY_FAILURE));
 	case DSN_DELAY:
-		return r->state == QUEUE_RCPT_PENDING &&
+		return r->state == QUEUE_RCPT_PENDING && !r->delayed &&
 		    (r->notify & QUEUE_NOTIFY_DELAY);
 	case DSN_SUCCESS:
 		return r->state == QUEUE_RCPT_DELIVERED &&

@@ -34,7 +34,7 @@ enum dsn_kind {
  *   DSN_FAILURE  state FAILED, NOTIFY FAILURE or not given (0: the
  *                RFC 3461 default, taken as FAILURE only), not NEVER;
  *   DSN_SUCCESS  state DELIVERED with NOTIFY=SUCCESS;
- *   DSN_DELAY    state PENDING with NOTIFY=DELAY.
+ *   DSN_DELAY    state PENDING with NOTIFY=DELAY, not yet reported.
  * 0 for a NULL env.
  */
 size_t	dsn_count(const struct queue_env *, enum dsn_kind);

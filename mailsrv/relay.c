@@ -1,6 +1,14 @@
 /*
  * relay.c -- outbound SMTP: deliver a queued message to the recipients
- * of one remote domain over a route from [mailsrv] relay_routes.
+ * of one remote domain, over a route from [mailsrv] relay_routes or to
+ * the domain's mail exchangers found in DNS (mx.c, via delivery.c).
+ *
+ * The caller gives an ordered list of targets (one for a route; the MX
+ * candidates, best first, otherwise).  A target that refuses the
+ * connection, times out (RELAY_CONNECT_SEC to connect), closes before
+ * its greeting or greets with other than 220 passes the turn to the
+ * next one (RFC 5321 5.1); once a server has greeted with 220 the
+ * session's outcome is final for this attempt.
  *
  * One relay session per (message, domain): connect, EHLO, STARTTLS
  * (mandatory and verified for relay_tls_domains, opportunistic
@@ -14,9 +22,10 @@
  * refused, unexpected reply) defers the recipients that have no answer
  * yet; nothing is marked delivered before the server's 2xx to DATA.
  * SECURITY: replies are bounded (RELAY_REPLY_MAX); the peer certificate
- * is verified against the node CA and the route's host name or IP when
- * TLS is required; the message is sent from memory and wiped by the
- * caller.
+ * is verified against the node CA and the target's host name (the
+ * route's host or IP, or the MX host name, never the address DNS gave)
+ * when TLS is required; the message is sent from memory and wiped by
+ * the caller.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -42,6 +51,8 @@
 #define RELAY_REPLY_MAX		(64 * 1024)
 #define RELAY_LINE_MAX		4096
 #define RELAY_TIMEOUT_SEC	300
+#define RELAY_CONNECT_SEC	30	/* then the next target */
+#define RELAY_PEER_MAX		320	/* "host[addr]:port" */
 
 enum relay_state {
 	R_GREETING, R_EHLO, R_STARTTLS, R_EHLO2, R_MAIL, R_RCPT, R_DATA,
@@ -53,7 +64,11 @@ struct relay {
 	struct bufferevent	*bev;
 	SSL_CTX			*ctx;
 	enum relay_state	 state;
-	char			 host[256];
+	struct relay_target	*targets;
+	size_t			 ntargets;
+	size_t			 cur;		/* the target being tried */
+	char			 host[256];	/* of targets[cur] */
+	char			 addr[INET6_ADDRSTRLEN];
 	int			 port;
 	int			 tls_required;
 	int			 tls;
@@ -75,6 +90,19 @@ struct relay {
 };
 
 static void	relay_finish(struct relay *, const char *);
+static int	relay_try_next(struct relay *, const char *);
+
+/* "host:port", or "host[addr]:port" when DNS gave the address. */
+static const char *
+relay_peer(struct relay *rl, char *out, size_t outlen)
+{
+	if (rl->addr[0] != '\0')
+		snprintf(out, outlen, "%s[%s]:%d", rl->host, rl->addr,
+		    rl->port);
+	else
+		snprintf(out, outlen, "%s:%d", rl->host, rl->port);
+	return out;
+}
 
 static void
 relay_set(struct relay_result *r, int state, const char *fmt, ...)
@@ -230,6 +258,8 @@ relay_reply(struct relay *rl, int code, const char *text)
 
 	switch (rl->state) {
 	case R_GREETING:
+		if (code != 220 && relay_try_next(rl, text))
+			return;
 		if (code != 220)
 			goto bad;
 		relay_send(rl, "EHLO %s", rl->helo);
@@ -400,11 +430,15 @@ static void
 relay_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct relay	*rl = arg;
-	char		 why[512];
+	char		 why[512], peer[RELAY_PEER_MAX];
 	unsigned long	 e;
+	struct timeval	 tv = { RELAY_TIMEOUT_SEC, 0 };
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		/* RELAY_CONNECT_SEC was for the connect only */
+		bufferevent_set_timeouts(bev, &tv, &tv);
 		return;
+	}
 	if (rl->state == R_QUIT && (what & BEV_EVENT_EOF)) {
 		relay_finish(rl, NULL);
 		return;
@@ -419,9 +453,10 @@ relay_eventcb(struct bufferevent *bev, short what, void *arg)
 		snprintf(why, sizeof(why), "4.7.5 TLS with %s failed: %s",
 		    rl->host, reason);
 	} else
-		snprintf(why, sizeof(why), "4.4.1 connection to %s:%d failed",
-		    rl->host, rl->port);
-	relay_finish(rl, why);
+		snprintf(why, sizeof(why), "4.4.1 connection to %s failed",
+		    relay_peer(rl, peer, sizeof(peer)));
+	if (!relay_try_next(rl, why))
+		relay_finish(rl, why);
 }
 
 static void
@@ -439,8 +474,10 @@ relay_finish(struct relay *rl, const char *why)
 	rl->done(rl->res, rl->nrcpts, rl->arg);
 	free(rl->rcpts);
 	free(rl->res);
+	free(rl->targets);
 	rl->rcpts = NULL;
 	rl->res = NULL;
+	rl->targets = NULL;
 	if (rl->in_cb == 0)
 		free(rl);	/* else relay_readcb frees it on its way out */
 }
@@ -474,34 +511,102 @@ relay_route(char *host, size_t hostlen, int *port, int *tls_required,
 		break;
 	}
 	free(copy);
-	*tls_required = 0;
-	if (rc == 0) {
-		copy = xstrdup(cf->mailsrv.relay_tls_domains);
-		save = NULL;
-		for (tok = strtok_r(copy, ", ", &save); tok != NULL;
-		    tok = strtok_r(NULL, ", ", &save))
-			if (strcasecmp(tok, domain) == 0)
-				*tls_required = 1;
-		free(copy);
-	}
+	*tls_required = rc == 0 && relay_tls_required(cf, domain);
 	return rc;
 }
 
 int
+relay_tls_required(const struct amanat_conf *cf, const char *domain)
+{
+	char	*copy = xstrdup(cf->mailsrv.relay_tls_domains), *tok, *save;
+	int	 required = 0;
+
+	save = NULL;
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save))
+		if (strcasecmp(tok, domain) == 0)
+			required = 1;
+	free(copy);
+	return required;
+}
+
+/* Connect to targets[cur] (or, if that fails at once, a later one). */
+static void
+relay_connect(struct relay *rl)
+{
+	const struct relay_target	*t = &rl->targets[rl->cur];
+	struct timeval			 rtv = { RELAY_TIMEOUT_SEC, 0 };
+	struct timeval			 ctv = { RELAY_CONNECT_SEC, 0 };
+	char				 peer[RELAY_PEER_MAX], why[400];
+
+	snprintf(rl->host, sizeof(rl->host), "%s", t->host);
+	snprintf(rl->addr, sizeof(rl->addr), "%s", t->addr);
+	rl->port = t->port;
+	rl->state = R_GREETING;
+	rl->tls = 0;
+	rl->bev = bufferevent_socket_new(rl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(rl->bev, relay_readcb, NULL, relay_eventcb, rl);
+	/* while connecting, the write timeout is the connect timeout */
+	bufferevent_set_timeouts(rl->bev, &rtv, &ctv);
+	bufferevent_enable(rl->bev, EV_READ | EV_WRITE);
+	if (rl->addr[0] != '\0')
+		log_info("relay connecting host=%s:%d addr=%s rcpts=%zu "
+		    "tls_required=%d", rl->host, rl->port, rl->addr,
+		    rl->nrcpts, rl->tls_required);
+	else
+		log_info("relay connecting host=%s:%d rcpts=%zu "
+		    "tls_required=%d", rl->host, rl->port, rl->nrcpts,
+		    rl->tls_required);
+	if (bufferevent_socket_connect_hostname(rl->bev, NULL, AF_UNSPEC,
+	    rl->addr[0] != '\0' ? rl->addr : rl->host, rl->port) < 0) {
+		snprintf(why, sizeof(why), "4.4.1 cannot connect to %s",
+		    relay_peer(rl, peer, sizeof(peer)));
+		if (!relay_try_next(rl, why))
+			relay_finish(rl, why);
+	}
+}
+
+/*
+ * The current target failed before greeting with 220: 1 if the next one
+ * is being tried, 0 if there is none (the caller finishes).
+ */
+static int
+relay_try_next(struct relay *rl, const char *why)
+{
+	char	peer[RELAY_PEER_MAX];
+
+	if (rl->state != R_GREETING || rl->cur + 1 >= rl->ntargets)
+		return 0;
+	log_info("relay target failed host=%s reason=\"%s\" next=%zu/%zu",
+	    relay_peer(rl, peer, sizeof(peer)), why, rl->cur + 2,
+	    rl->ntargets);
+	if (rl->bev != NULL)
+		bufferevent_free(rl->bev);
+	rl->bev = NULL;
+	buf_reset(&rl->reply);
+	rl->cur++;
+	relay_connect(rl);
+	return 1;
+}
+
+int
 relay_start(struct event_base *base, SSL_CTX *ctx, const char *helo,
-    const char *host, int port, int tls_required,
+    const struct relay_target *targets, size_t ntargets, int tls_required,
     const struct queue_env *env, const size_t *rcpts, size_t nrcpts,
     const unsigned char *msg, size_t len, relay_done_fn done, void *arg)
 {
 	struct relay	*rl;
-	struct timeval	 tv = { RELAY_TIMEOUT_SEC, 0 };
-	char		 hp[300];
 
+	if (ntargets == 0 || nrcpts == 0) {
+		err_set(ERR_INVAL, "relay_start: no target or no recipient");
+		return ERR_INVAL;
+	}
 	rl = xcalloc(1, sizeof(*rl));
 	rl->base = base;
 	rl->ctx = ctx;
-	snprintf(rl->host, sizeof(rl->host), "%s", host);
-	rl->port = port;
+	rl->targets = xcalloc(ntargets, sizeof(*targets));
+	memcpy(rl->targets, targets, ntargets * sizeof(*targets));
+	rl->ntargets = ntargets;
 	rl->tls_required = tls_required;
 	rl->helo = helo;
 	rl->env = env;
@@ -513,17 +618,6 @@ relay_start(struct event_base *base, SSL_CTX *ctx, const char *helo,
 	rl->done = done;
 	rl->arg = arg;
 	buf_init(&rl->reply, RELAY_REPLY_MAX);
-	rl->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(rl->bev, relay_readcb, NULL, relay_eventcb, rl);
-	bufferevent_set_timeouts(rl->bev, &tv, &tv);
-	bufferevent_enable(rl->bev, EV_READ | EV_WRITE);
-	snprintf(hp, sizeof(hp), "%s:%d", host, port);
-	log_info("relay connecting host=%s rcpts=%zu tls_required=%d", hp,
-	    nrcpts, tls_required);
-	if (bufferevent_socket_connect_hostname(rl->bev, NULL, AF_UNSPEC,
-	    host, port) < 0) {
-		relay_finish(rl, "4.4.1 cannot connect");
-		return 0;
-	}
+	relay_connect(rl);
 	return 0;
 }

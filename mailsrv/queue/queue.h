@@ -81,6 +81,7 @@ struct queue_rcpt {
 	char		*dept;		/* local: the user's department */
 	int		 state;		/* enum queue_rcpt_state */
 	char		*status;	/* last result "5.1.1 ..." or NULL */
+	int		 delayed;	/* a delay DSN was sent for it */
 };
 
 struct queue_env {

@@ -124,7 +124,9 @@ qe_rcpt_json(const struct queue_rcpt *r)
 	if (qe_set_str(o, "addr", r->addr) == -1 ||
 	    qe_set_str(o, "orcpt", r->orcpt) == -1 ||
 	    qe_set_str(o, "dept", r->dept) == -1 ||
-	    qe_set_str(o, "status", r->status) == -1) {
+	    qe_set_str(o, "status", r->status) == -1 ||
+	    (r->delayed && json_object_set_new(o, "delayed",
+	    json_true()) == -1)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -265,6 +267,10 @@ qe_decode_rcpt(json_t *o, struct queue_rcpt *r)
 	if (qe_get_int(o, "notify", 0, QE_NOTIFY_ALL, &v) < 0)
 		return ERR_IO;
 	r->notify = (int)v;
+	/* optional (absent before delay reports existed) */
+	if (json_object_get(o, "delayed") != NULL &&
+	    qe_get_bool(o, "delayed", &r->delayed) < 0)
+		return ERR_IO;
 	if (qe_get_int(o, "state", QUEUE_RCPT_PENDING, QUEUE_RCPT_FAILED,
 	    &v) < 0)
 		return ERR_IO;

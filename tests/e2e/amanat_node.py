@@ -194,7 +194,11 @@ class Node:
                     "key": "tls/server.key",
                     "server_names": "localhost,127.0.0.1"},
             "keyservice": {},
-            "mailsrv": {"hostname": "localhost"},
+            # hermetic DNS: nothing answers on 127.0.0.1:9, so an MX
+            # lookup fails at once as temporary (tests that resolve run
+            # their own DNS server and override this)
+            "mailsrv": {"hostname": "localhost",
+                        "dns_resolver": "127.0.0.1@9"},
             "docstore": {},
         }
         for pname, (_, sec, key) in PORTS.items():

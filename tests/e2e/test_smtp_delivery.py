@@ -8,6 +8,8 @@ import re
 import time
 import uuid
 
+import socket
+
 import pytest
 
 from smtp_util import (ALICE, BOB, CAROL, Store, finish, grep_tree,
@@ -17,9 +19,15 @@ from smtp_util import (ALICE, BOB, CAROL, Store, finish, grep_tree,
 
 @pytest.fixture(scope="module")
 def mnode(tmp_path_factory):
-    n = start_mail_node(tmp_path_factory.mktemp("smtpdeliv"))
+    # remote.invalid goes to a port that refuses: its mail stays queued
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))       # bound, never listening
+    n = start_mail_node(tmp_path_factory.mktemp("smtpdeliv"), {
+        "mailsrv": {"relay_routes": "remote.invalid=127.0.0.1:%d" %
+                    closed.getsockname()[1]}})
     yield n
     finish(n)
+    closed.close()
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +157,8 @@ def test_smtplib_sendmail_dot_stuffing(mnode, store):
 
 def test_no_plaintext_at_rest(mnode, store):
     """A marker in the subject and the body of a delivered message (store)
-    and of a message still queued (a remote recipient: relay is not
-    implemented, it stays in the queue) is nowhere under the datadir."""
+    and of a message still queued (a remote recipient whose route
+    refuses connections) is nowhere under the datadir."""
     import os
     mk = marker()
     msg = make_message(mk, extra_lines=50)

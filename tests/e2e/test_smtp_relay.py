@@ -355,7 +355,8 @@ def start_node_a(d, b, fakes, closed_port, bundle_parts):
         "tls": {"ca": "ca-bundle.pem"},
         "mailsrv": {"relay_routes": ",".join(routes),
                     "relay_tls_domains": ",".join(required),
-                    "retry_min": "1s", "retry_max": "4s"}}))
+                    "retry_min": "1s", "retry_max": "4s",
+                    "delay_warning": "2s"}}))
     clone_demo(n)
     with open(os.path.join(n.dir, "ca-bundle.pem"), "wb") as out:
         for p in [n.ca] + bundle_parts:     # A's own CA first
@@ -662,6 +663,48 @@ def test_mixed_recipients_one_relayed_one_bounced(pair):
     assert len(blocks) == 2, [dict(b) for b in blocks]
     rb = recipient_block(blocks, UNKNOWN_B)
     assert rb["Action"] == "failed" and rb["Status"] == "5.1.1", dict(rb)
+
+
+def test_delay_report_sent_once(pair):
+    """NOTIFY=DELAY to a route nobody answers: after delay_warning (2 s
+    here) alice gets one DSN, Action: delayed, Status 4.x, for that
+    recipient; later retries send no second one."""
+    a = pair.a
+    mk = marker()
+    rcpt = "late@" + CLOSED_DOMAIN
+    after = pair.store_a.last_uid(ALICE)
+    qid = send(a, [rcpt], message(mk, rcpt),
+               rcpt_opts=["NOTIFY=DELAY,FAILURE"])
+    (_, dsn), = pair.store_a.wait_for(ALICE, mk.encode(), after)
+    top, parts, blocks = dsn_parts(dsn)
+    assert "Delayed" in top["Subject"], top["Subject"]
+    rb = recipient_block(blocks, rcpt)
+    assert rb["Action"] == "delayed", dict(rb)
+    assert rb["Status"].startswith("4."), dict(rb)
+    # two more attempts (retry_max 4 s): still one report
+    wait_delivery(a, qid, rcpt, "deferred", count=4, timeout=30.0)
+    assert len(pair.store_a.find(ALICE, mk.encode(), after)) == 1
+    assert a.log("mailsrv").count("delivery report queued id=") >= 1
+
+
+def test_failure_and_success_reports_both_sent(pair):
+    """bea asked NOTIFY=SUCCESS, unknown@b fails: alice gets a failure
+    report for unknown@b and a success report for bea."""
+    a = pair.a
+    mk = marker()
+    after = pair.store_a.last_uid(ALICE)
+    qid = send(a, [BEA, UNKNOWN_B], message(mk, BEA),
+               rcpt_opts={BEA: ["NOTIFY=SUCCESS"], UNKNOWN_B: []})
+    wait_delivery(a, qid, BEA, ("sent", "failed"))
+    wait_delivery(a, qid, UNKNOWN_B, ("failed", "sent"))
+    got = pair.store_a.wait_for(ALICE, mk.encode(), after, count=2)
+    actions = {}
+    for _, dsn in got:
+        _, _, blocks = dsn_parts(dsn)
+        for b in blocks[1:]:
+            addr = (b.get("Final-Recipient") or "").split(";")[-1].strip()
+            actions[addr.lower()] = b["Action"]
+    assert actions == {UNKNOWN_B: "failed", BEA: "delivered"}, actions
 
 
 # ---------------------------------------------------------------- TLS policy

@@ -371,6 +371,9 @@ test_mailsrv_dsn__notify_rules(void **state)
 	assert_int_equal(dsn_count(&env, DSN_DELAY), 1);	/* d */
 	assert_int_equal(dsn_count(&env, DSN_SUCCESS), 1);	/* f */
 	assert_int_equal(dsn_count(NULL, DSN_FAILURE), 0);
+	/* a recipient reported delayed once is not reported again */
+	r[3].delayed = 1;
+	assert_int_equal(dsn_count(&env, DSN_DELAY), 0);
 }
 
 static void

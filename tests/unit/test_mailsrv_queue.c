@@ -357,6 +357,32 @@ test_mailsrv_queue__id_ok(void **state)
 	}
 }
 
+/* The per-recipient "delay report sent" mark survives encoding. */
+static void
+test_mailsrv_queue__delayed_mark(void **state)
+{
+	struct queue_env	 env, *got = NULL;
+	struct queue_rcpt	 r[2];
+	char			*p = NULL;
+	size_t			 n = 0;
+
+	env_init(&env, r);
+	memcpy(env.id, "00000001aaaaaaaaaaaa", QUEUE_ID_LEN + 1);
+	assert_int_equal(queue__env_encode(&env, &p, &n), 0);
+	assert_null(strstr(p, "delayed"));	/* absent when unset */
+	assert_int_equal(queue__env_decode(&got, env.id, p, n), 0);
+	assert_int_equal(got->rcpts[1].delayed, 0);
+	queue_env_free(&got);
+	free(p);
+	r[1].delayed = 1;
+	assert_int_equal(queue__env_encode(&env, &p, &n), 0);
+	assert_int_equal(queue__env_decode(&got, env.id, p, n), 0);
+	assert_int_equal(got->rcpts[0].delayed, 0);
+	assert_int_equal(got->rcpts[1].delayed, 1);
+	queue_env_free(&got);
+	free(p);
+}
+
 static void
 test_mailsrv_queue__roundtrip(void **state)
 {
@@ -1447,6 +1473,7 @@ main(void)
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
 		T(test_mailsrv_queue__id_ok),
 		T(test_mailsrv_queue__roundtrip),
+		T(test_mailsrv_queue__delayed_mark),
 		T(test_mailsrv_queue__no_plaintext),
 		T(test_mailsrv_queue__tamper),
 		T(test_mailsrv_queue__wrong_key),
