@@ -127,7 +127,7 @@ imap_parser_free(struct imap_parser **pp)
 
 	if (pp == NULL || (p = *pp) == NULL)
 		return;
-	buf_free(&p->arena);
+	buf_free_secret(&p->arena);
 	free(p->nodes);
 	free(p->args);
 	free(p->order);
@@ -144,8 +144,12 @@ begin(struct imap_parser *p)
 	p->lim = p->next_lim;
 	p->flags = p->next_flags;
 	p->raw = p->next_raw;
+	/* the last command may have held a password (LOGIN) or a message
+	 * (APPEND): wipe it, not only forget it */
 	if (p->arena.cap > ARENA_KEEP)
-		buf_free(&p->arena);
+		buf_free_secret(&p->arena);
+	else if (p->arena.data != NULL)
+		explicit_bzero(p->arena.data, p->arena.len);
 	buf_reset(&p->arena);
 	/* every stored byte comes from a distinct input byte, plus NULs */
 	max = p->lim.command_max + p->lim.tokens_max + 16;
