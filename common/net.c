@@ -130,6 +130,7 @@ struct net_conn {
 	struct bufferevent	*bev;
 	struct event		*later;
 	struct event		*soon;	/* deflate flush, drain check */
+	struct event		*qack;	/* TLS handshake: TCP_QUICKACK */
 	struct net_z		*z;	/* NULL unless compressed */
 	size_t			 drain_low;
 	evutil_socket_t		 fd;
@@ -167,6 +168,7 @@ static void	conn_later(evutil_socket_t, short, void *);
 static void	conn_soon(evutil_socket_t, short, void *);
 static void	z_flush(struct net_conn *);
 static void	z_free(struct net_conn *);
+static void	conn_qack_stop(struct net_conn *);
 
 /* ------------------------------------------------------------------ */
 
@@ -222,6 +224,7 @@ conn_free(struct net_conn *c, const char *reason)
 		srv->ops.on_close(c, reason);
 	log_debug("%016llx net closed peer=%s reason=%s",
 	    (unsigned long long)c->id, c->peer, reason);
+	conn_qack_stop(c);	/* before the bufferevent closes the fd */
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (!(c->flags & C_TLS) && c->fd >= 0)
@@ -263,6 +266,31 @@ conn_linger(struct net_conn *c)
 	conn_timer(c, NET_LINGER_MS);
 }
 
+/*
+ * During a server-side TLS handshake, ask for an immediate ACK of what
+ * the client sent before each read.  Some clients (GnuTLS) hold their
+ * Finished until their ChangeCipherSpec is ACKed, and Linux delays that
+ * ACK (about 40 ms) once it takes the exchange for interactive traffic;
+ * Dovecot's login processes do the same.  TCP_QUICKACK is not sticky,
+ * hence an event that re-arms it whenever input is waiting.
+ */
+static void
+conn_qackcb(evutil_socket_t fd, short ev, void *arg)
+{
+	int	one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+static void
+conn_qack_stop(struct net_conn *c)
+{
+	if (c->qack != NULL) {
+		event_free(c->qack);
+		c->qack = NULL;
+	}
+}
+
 static int
 conn_attach_bev(struct net_conn *c, SSL *ssl, int accepting)
 {
@@ -279,6 +307,10 @@ conn_attach_bev(struct net_conn *c, SSL *ssl, int accepting)
 		} else {
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 			c->flags |= C_TLS;
+			if (accepting && c->qack == NULL &&
+			    (c->qack = event_new(base, c->fd, EV_READ |
+			    EV_PERSIST, conn_qackcb, c)) != NULL)
+				event_add(c->qack, NULL);
 		}
 	}
 	if (c->bev == NULL) {
@@ -646,8 +678,10 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct net_conn	*c = arg;
 	const char	*reason;
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_qack_stop(c);	/* the handshake is done */
 		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (c->flags & C_CLOSING) {
 			conn_free(c, c->reason);

@@ -77,7 +77,7 @@ static const struct imap_cmddef imap_cmds[] = {
 	{ "APPEND", ST_A | ST_S, 0, NULL, imap_cmd_append },
 	{ "AUTHENTICATE", ST_N, F_LOOP, "atom atom?", cmd_authenticate },
 	{ "CAPABILITY", ST_ANY, F_LOOP, "", cmd_capability },
-	{ "CHECK", ST_S, 0, "", imap_cmd_noop },
+	{ "CHECK", ST_S, F_LOOP, "", cmd_noop },
 	{ "CLOSE", ST_S, F_LOOP, "", imap_cmd_close },
 	{ "COMPRESS", ST_A | ST_S, F_LOOP, "atom", cmd_compress },
 	{ "COPY", ST_S, F_UID, "any mailbox", imap_cmd_copy },
@@ -546,13 +546,19 @@ cmd_capability(struct imap_session *s)
 	imap_tagged(s, "OK", "CAPABILITY completed");
 }
 
+/*
+ * NOOP and CHECK: when nothing was written to the store since the
+ * session's last look (the generation counter), there is nothing to
+ * announce and no job is needed.
+ */
 static void
 cmd_noop(struct imap_session *s)
 {
-	if (s->state == IMAP_S_SELECTED)
+	if (s->state == IMAP_S_SELECTED && (s->view->ngone > 0 ||
+	    store_generation(s->ms->store) != s->view->gen))
 		imap_submit(s, imap_cmd_noop);
 	else
-		imap_tagged(s, "OK", "NOOP completed");
+		imap_tagged(s, "OK", "%s completed", s->cname);
 }
 
 static void
