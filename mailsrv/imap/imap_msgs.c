@@ -549,7 +549,11 @@ fetch_slice(struct imap_session *s)
 	free(setseen);
 	store_msginfo_free(&m);
 	fs->next = fs->hi;
-	if (s->tstatus == NULL)
+	if (s->tstatus != NULL)
+		return;
+	if (fs->next >= fs->n)
+		fetch_end(s);		/* the last slice: no round trip more */
+	else
 		s->cont = fetch_next;
 }
 
