@@ -12,12 +12,16 @@
  *					message list (no contents)
  *   GET    /v1/audit/...		common/auditsvc.h
  *
- * Runs in: the mailsrv process, event loop thread.
+ * Runs in: the mailsrv process: the loop thread; the queue and store work
+ * of a request on a worker thread.
  * Failure policy: JSON errors; keyservice unreachable is 503.
  * SECURITY: callers are resolved through keyservice (common/kcauth);
  * only the admin principal uses the administration routes, and every
- * use is logged and audited (fail-closed: no answer before its audit
- * entry is durable).  Message contents are never served here.
+ * use is logged and audited, fail-closed: a read is answered only once
+ * its audit entry is durable; a change (retry, delete) is recorded
+ * before it is made, with the message held from delivery meanwhile, and
+ * a change that then fails gets a second entry with outcome "error".
+ * Message contents are never served here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 #include "common/net.h"
 #include "common/tls.h"
 #include "common/xmalloc.h"
+#include "common/worker.h"
 #include "mailsrv/mailsrv.h"
 #include "mailsrv/queue/queue.h"
 #include "mailsrv/store/store.h"
@@ -45,6 +50,10 @@ struct ms_api_job {
 	json_t			*body;
 	int			 status;
 	char			 actor[KCAUTH_NAME_MAX];
+	char			 dept[KCAUTH_NAME_MAX];
+	char			 object[STORE_ADDRESS_MAX + 600];
+	char			 held[QUEUE_ID_LEN + 1];	/* from delivery */
+	int			 mutating;
 };
 
 static void
@@ -141,11 +150,6 @@ ms_admin_queue(struct mailsrv *ms, struct http_req *req, json_t **out,
 		return;
 	}
 	snprintf(object, objlen, "queue:%s", id);
-	if (strcmp(method, "GET") != 0 && delivery_busy(ms, id)) {
-		/* a delivery in progress would overwrite the change */
-		*status = 409;
-		return;
-	}
 	if ((rc = queue_get(ms->queue, id, &env)) < 0) {
 		*status = rc == ERR_NOTFOUND ? 404 : 500;
 		return;
@@ -159,7 +163,6 @@ ms_admin_queue(struct mailsrv *ms, struct http_req *req, json_t **out,
 		*status = rc == 0 ? 200 : 500;
 		*out = rc == 0 ? json_pack("{s:s,s:s}", "id", id, "retry",
 		    "now") : NULL;
-		delivery_kick(ms);
 	} else if (strcmp(method, "DELETE") == 0 && *rest == '\0') {
 		rc = queue_remove(ms->queue, id);
 		*status = rc == 0 ? 200 : 500;
@@ -252,6 +255,9 @@ ms_api_audited(void *arg, int rc, uint64_t index)
 		else if (j->status == 404)
 			http_reply_error(j->req, 404, "not_found",
 			    "no such resource");
+		else if (j->status == 503)
+			http_reply_error(j->req, 503, "busy", "the queue or the "
+			    "workers are not available; try again later");
 		else
 			http_reply_error(j->req, j->status, "internal_error",
 			    "%s", err_msg());
@@ -260,35 +266,158 @@ ms_api_audited(void *arg, int rc, uint64_t index)
 }
 
 static void
+ms_api_record(struct ms_api_job *j, int outcome, audit_done_fn cb)
+{
+	if (j->ms->audit == NULL || auditsvc_record(j->ms->audit, j->actor,
+	    j->dept, http_req_peer(j->req), "mail.admin", j->object, outcome,
+	    http_req_id(j->req), json_pack("{s:s}", "method",
+	    http_req_method(j->req)), cb, j) < 0) {
+		if (cb != NULL)
+			cb(j, ERR_IO, 0);
+	}
+}
+
+static void
+ms_api_release(struct ms_api_job *j)
+{
+	if (j->held[0] != '\0') {
+		delivery_release(j->ms, j->held);
+		j->held[0] = '\0';
+	}
+}
+
+/* Worker: the request's queue or store work. */
+static void
+ms_api_work(void *arg)
+{
+	struct ms_api_job	*j = arg;
+	char			 object[sizeof(j->object)];
+
+	object[0] = '\0';
+	j->fn(j->ms, j->req, &j->body, &j->status, object, sizeof(object));
+	if (!j->mutating)
+		snprintf(j->object, sizeof(j->object), "%s", object);
+}
+
+/* Loop: a change was made (or failed); answer. */
+static void
+ms_api_changed(void *arg)
+{
+	struct ms_api_job	*j = arg;
+
+	ms_api_release(j);
+	log_info("mailsrv api %s %s by=%s status=%d", http_req_method(j->req),
+	    http_req_path(j->req), j->actor, j->status);
+	if (j->status == 200 && strcmp(http_req_method(j->req), "POST") == 0)
+		delivery_kick(j->ms);
+	if (j->status != 200)	/* the entry before said "ok": how it ended */
+		ms_api_record(j, AUDIT_ERROR, NULL);
+	ms_api_audited(j, 0, 0);
+}
+
+/* Loop: a read was done; record it, then answer. */
+static void
+ms_api_read(void *arg)
+{
+	struct ms_api_job	*j = arg;
+
+	log_info("mailsrv api %s %s by=%s status=%d", http_req_method(j->req),
+	    http_req_path(j->req), j->actor, j->status);
+	ms_api_record(j, j->status == 200 ? AUDIT_OK : AUDIT_ERROR,
+	    ms_api_audited);
+}
+
+/* Loop: the change's entry is durable (or not): make it, or refuse. */
+static void
+ms_api_recorded(void *arg, int rc, uint64_t index)
+{
+	struct ms_api_job	*j = arg;
+
+	(void)index;
+	if (rc < 0) {
+		ms_api_release(j);
+		http_reply_error(j->req, 503, "busy", "audit log unavailable; "
+		    "nothing was done");
+		free(j);
+		return;
+	}
+	if (worker_submit(j->ms->workers, ms_api_work, ms_api_changed,
+	    j) < 0) {
+		j->status = 503;
+		ms_api_changed(j);
+	}
+}
+
+/*
+ * Loop: before a change to a queued message: it must exist in form and
+ * not be in delivery (which would overwrite the change); it is then held
+ * from delivery until the change is done.  0 to go on, else the status.
+ */
+static int
+ms_api_prepare_change(struct ms_api_job *j)
+{
+	const char	*p = http_req_path(j->req);
+	const char	*id = p + strlen("/v1/queue/");
+	size_t		 n = strcspn(id, "/");
+
+	snprintf(j->object, sizeof(j->object), "%s", p);
+	if (strncmp(p, "/v1/queue/", 10) != 0 || n != QUEUE_ID_LEN)
+		return 404;
+	snprintf(j->held, sizeof(j->held), "%.*s", (int)n, id);
+	snprintf(j->object, sizeof(j->object), "queue:%s", j->held);
+	if (!queue_id_ok(j->held)) {
+		j->held[0] = '\0';
+		return 404;
+	}
+	if (j->ms->queue == NULL) {
+		j->held[0] = '\0';
+		return 503;
+	}
+	if (delivery_hold(j->ms, j->held) < 0) {
+		j->held[0] = '\0';
+		return 409;
+	}
+	return 0;
+}
+
+static void
 ms_api_resolved(int rc, const struct kcauth_caller *c, void *arg)
 {
 	struct ms_api_job	*j = arg;
-	char			 object[STORE_ADDRESS_MAX + 600];
-	int			 outcome;
+	int			 st;
 
-	object[0] = '\0';
 	if (rc == ERR_IO) {
 		http_reply_error(j->req, 503, "busy", "keyservice unavailable");
 		free(j);
 		return;
 	}
 	snprintf(j->actor, sizeof(j->actor), "%s", c ? c->name : "unknown");
+	snprintf(j->dept, sizeof(j->dept), "%s", c ? c->dept : "");
 	if (rc < 0 || !c->admin) {
 		j->status = 403;
-		snprintf(object, sizeof(object), "%s", http_req_path(j->req));
-		outcome = AUDIT_DENIED;
-	} else {
-		j->fn(j->ms, j->req, &j->body, &j->status, object,
-		    sizeof(object));
-		outcome = j->status == 200 ? AUDIT_OK : AUDIT_ERROR;
+		snprintf(j->object, sizeof(j->object), "%s",
+		    http_req_path(j->req));
+		log_info("mailsrv api %s %s by=%s status=403",
+		    http_req_method(j->req), http_req_path(j->req), j->actor);
+		ms_api_record(j, AUDIT_DENIED, ms_api_audited);
+		return;
 	}
-	log_info("mailsrv api %s %s by=%s status=%d", http_req_method(j->req),
-	    http_req_path(j->req), j->actor, j->status);
-	if (j->ms->audit == NULL || auditsvc_record(j->ms->audit, j->actor, c ? c->dept : "",
-	    http_req_peer(j->req), "mail.admin", object, outcome,
-	    http_req_id(j->req), json_pack("{s:s}", "method",
-	    http_req_method(j->req)), ms_api_audited, j) < 0)
-		ms_api_audited(j, ERR_IO, 0);
+	j->mutating = strcmp(http_req_method(j->req), "GET") != 0;
+	if (!j->mutating) {
+		if (worker_submit(j->ms->workers, ms_api_work, ms_api_read,
+		    j) < 0) {
+			j->status = 503;
+			ms_api_read(j);
+		}
+		return;
+	}
+	if ((st = ms_api_prepare_change(j)) != 0) {
+		j->status = st;
+		ms_api_read(j);		/* recorded as an error, answered */
+		return;
+	}
+	/* fail-closed: the change is recorded before it is made */
+	ms_api_record(j, AUDIT_OK, ms_api_recorded);
 }
 
 static void

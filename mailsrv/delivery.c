@@ -706,9 +706,19 @@ delivery_tick(evutil_socket_t fd, short ev, void *arg)
  * timer by hand would push its next expiry back each time.
  */
 int
-delivery_busy(struct mailsrv *ms, const char *id)
+delivery_hold(struct mailsrv *ms, const char *id)
 {
-	return inflight_has(id);
+	if (inflight_has(id))
+		return ERR_EXISTS;
+	inflight = xreallocarray(inflight, ninflight + 1, sizeof(*inflight));
+	inflight[ninflight++] = xstrdup(id);
+	return 0;
+}
+
+void
+delivery_release(struct mailsrv *ms, const char *id)
+{
+	inflight_remove(id);
 }
 
 void

@@ -72,8 +72,12 @@ void	imap_server_stop(struct mailsrv *);
 /* delivery.c: the queue runner (local delivery into the store). */
 int	delivery_start(struct mailsrv *);
 void	delivery_stop(struct mailsrv *);
-/* 1 while a delivery of queue id is in progress. */
-int	delivery_busy(struct mailsrv *, const char *);
+/*
+ * Keep queue id from being delivered (an admin change in progress):
+ * 0, or ERR_EXISTS while a delivery of it runs.  Loop thread only.
+ */
+int	delivery_hold(struct mailsrv *, const char *);
+void	delivery_release(struct mailsrv *, const char *);
 /* Run due deliveries soon (after a commit). */
 void	delivery_kick(struct mailsrv *);
 /* Last, once workers and keyservice callbacks are done. */
