@@ -713,23 +713,101 @@ idle_unlink(struct imap_session *s)
 	s->idle_next = s->idle_prev = NULL;
 }
 
+/*
+ * IDLE polling.  When the store's generation moved, one job looks at the
+ * HIGHESTMODSEQ of every idle session's mailbox (an O(1) read each) and
+ * only the sessions whose mailbox changed get a sync job: a delivery to
+ * one user does not cost every idle session a job.  The sessions of a
+ * batch are marked busy meanwhile (a close frees them at its end).
+ */
+struct idle_batch {
+	struct imap_session	**s;
+	uint8_t			 *changed;
+	size_t			  n;
+	uint64_t		  gen;
+};
+
+static int	idle_batch_running;
+
+static void
+idle_batch_work(void *arg)
+{
+	struct idle_batch	*b = arg;
+	struct store_status	 st;
+	size_t			 i;
+
+	for (i = 0; i < b->n; i++) {
+		struct imap_session	*s = b->s[i];
+
+		if (s->view == NULL)	/* stays while the session is busy */
+			continue;
+		if (s->view->ngone > 0 || store_mailbox_status(s->ms->store,
+		    s->user, s->view->name, &st) < 0 ||
+		    st.highestmodseq != s->view->modseq)
+			b->changed[i] = 1;
+		else
+			s->view->gen = b->gen;	/* nothing new for it */
+	}
+}
+
+static void
+idle_batch_done(void *arg)
+{
+	struct idle_batch	*b = arg;
+	size_t			 i;
+
+	idle_batch_running = 0;
+	for (i = 0; i < b->n; i++) {
+		struct imap_session	*s = b->s[i];
+
+		s->busy = 0;
+		if (s->dead) {
+			imap_free(s);
+			continue;
+		}
+		if (b->changed[i] && s->idling && s->state == IMAP_S_SELECTED) {
+			imap_submit(s, imap_cmd_idle_sync);
+			s->tstatus = NULL;	/* a full pool: next poll */
+		}
+		if (!s->busy)
+			imap_next(s);
+	}
+	free(b->s);
+	free(b->changed);
+	free(b);
+}
+
 static void
 idle_poll(evutil_socket_t fd, short ev, void *arg)
 {
-	struct imap_session	*s, *next;
+	struct imap_session	*s;
+	struct idle_batch	*b;
 	uint64_t		 gen;
+	size_t			 n = 0;
 
-	if (idlers == NULL)
+	if (idlers == NULL || idle_batch_running)
 		return;
 	gen = store_generation(idlers->ms->store);
-	for (s = idlers; s != NULL; s = next) {
-		next = s->idle_next;
-		if (s->busy || s->state != IMAP_S_SELECTED ||
-		    s->view == NULL || s->view->gen == gen)
-			continue;
-		imap_submit(s, imap_cmd_idle_sync);
-		s->tstatus = NULL;	/* a full pool: poll again later */
-	}
+	for (s = idlers; s != NULL; s = s->idle_next)
+		if (!s->busy && s->state == IMAP_S_SELECTED &&
+		    s->view != NULL && s->view->gen != gen)
+			n++;
+	if (n == 0)
+		return;
+	b = xcalloc(1, sizeof(*b));
+	b->s = xcalloc(n, sizeof(*b->s));
+	b->changed = xcalloc(n, 1);
+	b->gen = gen;
+	for (s = idlers; s != NULL && b->n < n; s = s->idle_next)
+		if (!s->busy && s->state == IMAP_S_SELECTED &&
+		    s->view != NULL && s->view->gen != gen) {
+			s->busy = 1;
+			b->s[b->n++] = s;
+		}
+	idle_batch_running = 1;
+	if (worker_submit(idlers->ms->workers, idle_batch_work,
+	    idle_batch_done, b) < 0)
+		idle_batch_done(b);	/* nothing changed: poll again */
 }
 
 static void

@@ -382,6 +382,47 @@ def test_idle_sees_flags_and_expunge_of_another_session(snode):
         b.logout()
 
 
+def test_idle_of_many_users_each_sees_only_its_own_mail(snode):
+    """Three users idle at once: a delivery to one wakes that one (EXISTS
+    within 1 s) and sends nothing to the others; the next delivery, to
+    another of them, reaches it too."""
+    users = [ALICE, BOB, CAROL]
+    conns, tags, exists = {}, {}, {}
+    try:
+        for u in users:
+            c = connect(snode, u)
+            exists[u] = c.select("INBOX").one("EXISTS").num
+            tags[u], _ = c.idle_start()
+            conns[u] = c
+        for target in (BOB, ALICE):
+            s = submission(snode, CAROL)
+            try:
+                code, text = send_data(s, CAROL, [target],
+                                       small_message(9, "many-" + mk()))
+                assert code == 250, (code, text)
+            finally:
+                s.quit()
+            accepted = time.monotonic()
+            got = None
+            while time.monotonic() < accepted + 5:
+                x = conns[target].poll(0.2)
+                if x is not None and x.kind == "EXISTS":
+                    got = time.monotonic()
+                    exists[target] = x.num
+                    break
+            assert got is not None and got - accepted <= 1.0, \
+                (target, got and got - accepted)
+            for other in users:
+                if other != target:
+                    x = conns[other].poll(0.3)
+                    assert x is None, (other, x)
+        for u in users:
+            assert conns[u].idle_done(tags[u]).status == "OK"
+    finally:
+        for c in conns.values():
+            c.logout()
+
+
 # ================================================================ audit
 
 def test_audit_shows_imap_login_open_read_and_denied_login(snode):
