@@ -121,44 +121,12 @@ if [ $root = 0 ] && [ "$targets" != mailsrv ]; then
 fi
 
 # ---------------------------------------------------------------- helpers
+. "$top/bench/lib.sh"
 tmp=""
 pftmp=""
 pf_started=0
 ks_pid=""
 ms_pid=""
-
-# stop_pid PID NAME: SIGTERM, SIGKILL when still there after 10 s.
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || true
-	n=0
-	while kill -0 "$1" 2>/dev/null && [ $n -lt 100 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 "$1" 2>/dev/null; then
-		echo "bench: $2 ignored SIGTERM; killing it" >&2
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-	wait "$1" 2>/dev/null || true
-}
-
-cleanup_mailsrv() {
-	if [ -n "$ms_pid" ]; then
-		stop_pid "$ms_pid" mailsrv
-		ms_pid=""
-	fi
-	if [ -n "$ks_pid" ]; then
-		stop_pid "$ks_pid" keyservice
-		ks_pid=""
-	fi
-	if [ -n "$tmp" ] && [ -n "$keep" ]; then
-		echo "bench: kept $tmp" >&2
-		tmp=""
-	elif [ -n "$tmp" ]; then
-		rm -rf "$tmp"
-		tmp=""
-	fi
-}
 
 # pf_running: the throw-away Postfix's master still runs (master -t
 # succeeds when master.pid is missing or not locked).
@@ -204,37 +172,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
-
-# free_ports N: N distinct free TCP ports on 127.0.0.1, one a line (all
-# sockets are held open until every port is picked, so they differ).
-free_ports() {
-	"$python" -c '
-import socket, sys
-ss = []
-for _ in range(int(sys.argv[1])):
-	s = socket.socket()
-	s.bind(("127.0.0.1", 0))
-	ss.append(s)
-for s in ss:
-	print(s.getsockname()[1])
-' "$1"
-}
-
-# wait_port PORT SECONDS: until 127.0.0.1:PORT accepts a connection.
-wait_port() {
-	"$python" -c '
-import socket, sys, time
-addr = ("127.0.0.1", int(sys.argv[1]))
-end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-	try:
-		socket.create_connection(addr, 1).close()
-		sys.exit(0)
-	except OSError:
-		time.sleep(0.05)
-sys.exit(1)
-' "$1" "$2"
-}
 
 # wait_count FILE PATTERN N SECONDS: until FILE has N lines matching the
 # extended regular expression PATTERN; prints the last count seen.
