@@ -35,7 +35,6 @@ file reuses.
 Run: /usr/bin/python3 -m pytest -q tests/e2e/test_smtp_mx.py
 (AMANAT_BUILD=build/asan for the sanitizer build).
 """
-import os
 import re
 import socket
 import struct
@@ -44,12 +43,11 @@ import time
 
 import pytest
 
-from amanat_node import Node
-from ks_client import KS
-from smtp_util import (ALICE, Store, clone_demo, demo_users, mail_overrides,
-                       start_mailsrv)
+from smtp_util import ALICE, Store
 from test_smtp_relay import (RECEIVED_RE, deliveries, dsn_parts, marker,
-                             message, recipient_block, send, wait_delivery)
+                             message, recipient_block, send,
+                             start_demo_trusting, wait_delivery)
+from test_smtp_relay import start_node_b as relay_node_b
 
 B_DOMAIN = "bnode.example"
 BEA = "bea@" + B_DOMAIN
@@ -260,49 +258,18 @@ def good_zone():
 
 
 def start_node_b(d):
-    n = Node(d, mail_overrides({"tls": {
+    return relay_node_b(d, B_DOMAIN, {"tls": {
         "server_names": "localhost,127.0.0.1,::1,%s,%s" % (MX_NAME,
-                                                          B_DOMAIN)}}),
-             name="nodeb")
-    n.init()
-    try:
-        n.start(("keyservice",))
-        ks = KS(n, "admin")
-        r = ks.post("/v1/depts", {"name": "bdept",
-                                  "display_name": "B department",
-                                  "domains": [B_DOMAIN]})
-        assert r.status == 201, r
-        r = ks.post("/v1/users", {"address": BEA, "display_name": "Bea"})
-        assert r.status == 201, r
-        ks.reset()
-        start_mailsrv(n)
-    except BaseException:
-        n.stop_all()
-        raise
-    return n
+                                                          B_DOMAIN)}})
 
 
 def start_node_a(d, b, dns):
-    n = Node(d, mail_overrides({
-        "tls": {"ca": "ca-bundle.pem"},
-        "mailsrv": {"dns_resolver": "127.0.0.1@%d" % dns.port,
-                    "dns_timeout": "1s",     # the least
-                    "relay_port": str(b.port("smtp")),
-                    "relay_tls_domains": "%s,%s" % (B_DOMAIN, WRONG_DOMAIN),
-                    "retry_min": "1s", "retry_max": "2s"}}))
-    clone_demo(n)
-    with open(os.path.join(n.dir, "ca-bundle.pem"), "wb") as out:
-        for p in (n.ca, b.ca):              # A's own CA first
-            with open(p, "rb") as f:
-                out.write(f.read().rstrip(b"\n") + b"\n")
-    try:
-        n.start(("keyservice",))
-        start_mailsrv(n)
-    except BaseException:
-        n.stop_all()
-        raise
-    n.users = demo_users(n)
-    return n
+    return start_demo_trusting(d, {
+        "dns_resolver": "127.0.0.1@%d" % dns.port,
+        "dns_timeout": "1s",     # the least
+        "relay_port": str(b.port("smtp")),
+        "relay_tls_domains": "%s,%s" % (B_DOMAIN, WRONG_DOMAIN),
+        "retry_min": "1s", "retry_max": "2s"}, [b.ca])
 
 
 class Env:

@@ -324,19 +324,21 @@ class FakeMX:
 
 # ---------------------------------------------------------------- nodes
 
-def start_node_b(d):
-    """Node B: its own init (own CA), a department for b.amanat.test and
-    the user bea made with B's admin certificate, then mailsrv."""
-    n = Node(d, mail_overrides(), name="nodeb")
+def start_node_b(d, domain=B_DOMAIN, overrides=None):
+    """Node B: its own init (own CA), a department for domain
+    (b.amanat.test) and the user bea@domain made with B's admin
+    certificate, then mailsrv."""
+    n = Node(d, mail_overrides(overrides), name="nodeb")
     n.init()
     try:
         n.start(("keyservice",))
         ks = KS(n, "admin")
         r = ks.post("/v1/depts", {"name": "bdept",
                                   "display_name": "B department",
-                                  "domains": [B_DOMAIN]})
+                                  "domains": [domain]})
         assert r.status == 201, r
-        r = ks.post("/v1/users", {"address": BEA, "display_name": "Bea"})
+        r = ks.post("/v1/users", {"address": "bea@" + domain,
+                                  "display_name": "Bea"})
         assert r.status == 201, r
         ks.reset()
         start_mailsrv(n)
@@ -351,15 +353,23 @@ def start_node_a(d, b, fakes, closed_port, bundle_parts):
     routes += ["%s=127.0.0.1:%d" % (dom, f.port) for dom, f in fakes.items()]
     routes.append("%s=127.0.0.1:%d" % (CLOSED_DOMAIN, closed_port))
     required = [B_DOMAIN] + [dom for dom, v in FAKES.items() if v[1]]
-    n = Node(d, mail_overrides({
-        "tls": {"ca": "ca-bundle.pem"},
-        "mailsrv": {"relay_routes": ",".join(routes),
-                    "relay_tls_domains": ",".join(required),
-                    "retry_min": "1s", "retry_max": "4s",
-                    "delay_warning": "2s"}}))
+    return start_demo_trusting(d, {
+        "relay_routes": ",".join(routes),
+        "relay_tls_domains": ",".join(required),
+        "retry_min": "1s", "retry_max": "4s",
+        "delay_warning": "2s"}, bundle_parts)
+
+
+def start_demo_trusting(d, mailsrv_knobs, extra_cas):
+    """Node A: the demo node (template copy) whose [tls] ca is a bundle of
+    its own CA (first: its keyservice reads its CA certificate from
+    there) and extra_cas, with these [mailsrv] knobs; keyservice and
+    mailsrv started, node.users the demo users."""
+    n = Node(d, mail_overrides({"tls": {"ca": "ca-bundle.pem"},
+                                "mailsrv": mailsrv_knobs}))
     clone_demo(n)
     with open(os.path.join(n.dir, "ca-bundle.pem"), "wb") as out:
-        for p in [n.ca] + bundle_parts:     # A's own CA first
+        for p in [n.ca] + list(extra_cas):
             with open(p, "rb") as f:
                 out.write(f.read().rstrip(b"\n") + b"\n")
     try:
