@@ -409,21 +409,7 @@ ms_node() {
 		return 1
 	fi
 
-	if ! timeout 120 "$build/keyservice" -c "$conf" --init --demo \
-	    >"$tmp/init.log" 2>&1; then
-		echo "bench: keyservice --init --demo failed:" >&2
-		tail -n 20 "$tmp/init.log" >&2
-		return 1
-	fi
-	"$build/keyservice" -c "$conf" >"$tmp/keyservice.log" 2>&1 &
-	ks_pid=$!
-	if ! wait_port "$ks_port" 10; then
-		grep -q 'Address already in use' "$tmp/keyservice.log" &&
-		    return 2
-		echo "bench: keyservice did not listen on $ks_port:" >&2
-		tail -n 20 "$tmp/keyservice.log" >&2
-		return 1
-	fi
+	ks_demo_start "$conf" "$ks_port" 120 || return $?
 	# the users; keyservice hashes each password at the node's cost
 	ms_add_users "$conf" || return 1
 	mslog=$tmp/mailsrv.log

@@ -1,8 +1,8 @@
 # bench/lib.sh -- shell helpers shared by bench/run and its section
 # scripts (sourced, not run).  They use the caller's variables: python
-# (a python3 for the port helpers), and for cleanup_mailsrv ms_pid,
-# ks_pid (daemon pids), tmp (the node directory) and keep (non-empty:
-# keep it).
+# (a python3 for the port helpers), build (the binaries), and for
+# cleanup_mailsrv and ks_demo_start ms_pid, ks_pid (daemon pids), tmp
+# (the node directory) and keep (non-empty: keep it).
 
 # stop_pid PID NAME: SIGTERM, SIGKILL when still there after 10 s.
 stop_pid() {
@@ -68,4 +68,26 @@ while time.monotonic() < end:
 		time.sleep(0.05)
 sys.exit(1)
 ' "$1" "$2"
+}
+
+# ks_demo_start CONF PORT SECONDS: keyservice --init --demo (bounded by
+# SECONDS), then keyservice started in the background (ks_pid) and
+# waited for on PORT.  Returns 0, 1 on failure (said on stderr), or 2
+# when the port was taken meanwhile (the caller may retry with others).
+ks_demo_start() {
+	if ! timeout "$3" "$build/keyservice" -c "$1" --init --demo \
+	    >"$tmp/init.log" 2>&1; then
+		echo "bench: keyservice --init --demo failed:" >&2
+		tail -n 20 "$tmp/init.log" >&2
+		return 1
+	fi
+	"$build/keyservice" -c "$1" >"$tmp/keyservice.log" 2>&1 &
+	ks_pid=$!
+	if ! wait_port "$2" 10; then
+		grep -q 'Address already in use' "$tmp/keyservice.log" &&
+		    return 2
+		echo "bench: keyservice did not listen on $2:" >&2
+		tail -n 20 "$tmp/keyservice.log" >&2
+		return 1
+	fi
 }
