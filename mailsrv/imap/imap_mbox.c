@@ -388,8 +388,6 @@ imap_cmd_list(struct imap_session *s)
 	}
 	if (i + 2 > n || imap_arg_mailbox(&ref, &reflen, &a[i]) < 0)
 		goto bad;
-	/* "" also arrives as INBOX-normalised? no: imap_arg_mailbox only
-	 * maps INBOX itself */
 	i++;
 	if (a[i].type == IMAP_ARG_LIST) {
 		size_t	k;

@@ -454,7 +454,7 @@ fetch_slice(struct imap_session *s)
 	struct fetch_state	*fs = s->cstate;
 	struct imap_view	*v = s->view;
 	struct store_msginfo	*m = NULL;
-	size_t			 nm = 0, i, j, nseen = 0;
+	size_t			 nm = 0, i, j, k, nseen = 0;
 	uint32_t		*seen = NULL;
 	uint8_t			*setseen = NULL;
 	int			 rc;
@@ -467,13 +467,13 @@ fetch_slice(struct imap_session *s)
 		return;
 	}
 	/* keep the slice's UIDs only */
-	for (i = 0, j = fs->next, rc = 0; i < nm; i++) {
+	for (i = 0, j = fs->next, k = 0; i < nm; i++) {
 		while (j < fs->hi && fs->uids[j] < m[i].uid)
 			j++;
 		if (j < fs->hi && fs->uids[j] == m[i].uid)
-			m[rc++] = m[i];
+			m[k++] = m[i];
 	}
-	nm = (size_t)rc;
+	nm = k;
 	view_refresh_kw(s, m, nm);
 	setseen = xcalloc(nm ? nm : 1, 1);
 	if (imap_fetch_sets_seen(fs->f) && !v->readonly) {
@@ -675,8 +675,7 @@ imap_cmd_store(struct imap_session *s)
 		s->enabled |= IMAP_E_CONDSTORE;
 		i++;
 	}
-	if (i + 1 >= s->nargs + 1 || i >= s->nargs ||
-	    a[i].type != IMAP_ARG_ATOM) {
+	if (i >= s->nargs || a[i].type != IMAP_ARG_ATOM) {
 		err_set(ERR_PROTO, "STORE needs FLAGS, +FLAGS or -FLAGS");
 		goto bad;
 	}

@@ -867,13 +867,9 @@ later_fire(evutil_socket_t fd, short ev, void *arg)
 	imap_tagged(s, "NO", "%s", s->later_line);
 	free(s->later_line);
 	s->later_line = NULL;
-	if (s->login_fails >= IMAP_LOGIN_FAILS_MAX) {
-		imap_next(s);
-		if (s->state != IMAP_S_LOGOUT)
-			imap_bye(s, "Too many failed logins", "auth-failures");
-		return;
-	}
 	imap_next(s);
+	if (s->login_fails >= IMAP_LOGIN_FAILS_MAX && s->state != IMAP_S_LOGOUT)
+		imap_bye(s, "Too many failed logins", "auth-failures");
 }
 
 static void
