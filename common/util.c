@@ -119,6 +119,39 @@ fail:
 }
 
 int
+file_write_new(const char *path, const void *data, size_t len, mode_t mode)
+{
+	const char	*p = data;
+	ssize_t		 n;
+	int		 fd, rc;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode)) < 0) {
+		rc = errno == EEXIST ? ERR_EXISTS : ERR_IO;
+		err_set(rc, "create %s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (len > 0) {
+		if ((n = write(fd, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (close(fd) == 0)
+		return 0;
+	fd = -1;
+fail:
+	err_set(ERR_IO, "write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	(void)unlink(path);
+	return ERR_IO;
+}
+
+int
 file_read_all(char **out, size_t *len_out, const char *path, size_t max)
 {
 	struct stat	 st;

@@ -21,6 +21,13 @@ int	ct_memeq(const void *, const void *, size_t);
  * The tmp file is removed on failure.  mode applies to the new file.
  */
 int	file_write_atomic(const char *, const void *, size_t, mode_t);
+/*
+ * A new file (ERR_EXISTS if path exists; links never followed) written
+ * and closed, not synced: the caller makes it durable (syncfs of its
+ * filesystem, for many files at once) before relying on it.  Removed on
+ * failure.
+ */
+int	file_write_new(const char *, const void *, size_t, mode_t);
 /* Read a whole regular file of at most max bytes (NUL-terminated). */
 int	file_read_all(char **, size_t *, const char *, size_t);
 int	fsync_dir_of(const char *);

@@ -4,10 +4,13 @@
  *
  * For each due message: the data key of every local recipient is made
  * ready on the loop (cache, or the store's wrapped key unwrapped by
- * keyservice, or a new key from keyservice for a first delivery), then a
- * worker reads the queued message, stores it in each INBOX (durable) and
- * records the results in the queue (durable), and the loop schedules the
- * next due messages.
+ * keyservice, or a new key from keyservice for a first delivery); the
+ * messages ready meanwhile then go to a worker as one batch, which reads
+ * them, stores them in each INBOX (durable: one sync and one store
+ * transaction for the batch) and records the results in the queue
+ * (durable: one transaction); messages with remote recipients go on to
+ * relay from the loop and record theirs after it.  The loop schedules
+ * the next due messages.
  *
  * Runs in: the mailsrv process; the loop thread, and worker threads for
  * queue_read / store_deliver / queue_update.
@@ -49,7 +52,14 @@
 #include "mailsrv/userkey.h"
 
 #define DELIVERY_TICK_SEC	1
-#define DELIVERY_INFLIGHT	8
+#define DELIVERY_INFLIGHT	64	/* messages being delivered */
+/*
+ * The local part of deliveries runs in batches on one worker: one store
+ * sync and transaction, one queue transaction for the messages of a
+ * batch.  A batch takes jobs up to this many message bytes (at least
+ * one job).
+ */
+#define DELIVERY_BATCH_BYTES	(32 * 1024 * 1024)
 
 
 struct delivery_job {
@@ -69,6 +79,14 @@ struct delivery_job {
 	char			*dsn2;		/* and a success report */
 	size_t			 dsn2len;
 	int			 rc;
+	int			 finished;	/* queue record written */
+};
+
+/* Jobs whose local part runs together on a worker. */
+struct delivery_batch {
+	struct mailsrv		 *ms;
+	struct delivery_job	**jobs;
+	size_t			  n;
 };
 
 /* The recipients of one remote domain: one relay session (and MX). */
@@ -86,6 +104,10 @@ struct delivery_keyreq {
 
 static char	**inflight;
 static size_t	  ninflight;
+/* Jobs ready for the next batch (loop thread), and whether one runs. */
+static struct delivery_job	**ready_jobs;
+static size_t			  nready_jobs;
+static int			  batch_running;
 /* MX lookups ([mailsrv] dns_resolver): one per process, like inflight. */
 static struct mx_resolver	*resolver;
 
@@ -214,52 +236,80 @@ delivery_set_status(struct queue_rcpt *r, const char *status)
 }
 
 /*
- * Store the message in rcpt i's INBOX exactly once: the delivery id
- * (queue id, recipient) makes a retry after a crash between the store's
- * commit and the queue's a no-op.
+ * Worker: deliver the local recipients of every job of the batch (each
+ * message stored in each INBOX exactly once: the delivery id (queue id,
+ * recipient) makes a retry after a crash between the store's commit and
+ * the queue's a no-op), STORE_BATCH_MAX at a time.
  */
-static int
-delivery_store(struct mailsrv *ms, const struct queue_env *env, size_t i,
-    const unsigned char *dek, const unsigned char *msg, size_t len)
-{
-	char		dedup[STORE_DEDUP_MAX + 1];
-	uint32_t	uidv, uid;
-	int		rc;
-
-	snprintf(dedup, sizeof(dedup), "%s:%zu", env->id, i);
-	rc = store_deliver_once(ms->store, env->rcpts[i].addr, NULL, dek,
-	    msg, len, env->created, dedup, &uidv, &uid);
-	return rc == ERR_EXISTS ? 0 : rc;
-}
-
-/* Worker thread: read the message, deliver to ready local recipients. */
 static void
-delivery_work_local(void *arg)
+delivery_batch_local(struct delivery_batch *b)
 {
-	struct delivery_job	*j = arg;
-	struct mailsrv		*ms = j->ms;
-	struct queue_env	*env = j->env;
-	size_t			 i;
-	int			 rc;
+	struct store_delivery	*d = NULL;
+	char			(*dedup)[STORE_DEDUP_MAX + 1];
+	struct queue_rcpt	**who = NULL;
+	size_t			 k, i, n, at, total = 0, cap = 0;
 
-	j->read_rc = queue_read(ms->queue, env->id, &j->msg, &j->len);
-	for (i = 0; i < env->nrcpts; i++) {
-		struct queue_rcpt	*r = &env->rcpts[i];
+	/* every local recipient to store, in (job, recipient) order */
+	for (k = 0; k < b->n; k++) {
+		struct delivery_job	*j = b->jobs[k];
 
-		if (r->state != QUEUE_RCPT_PENDING || !r->local)
-			continue;
-		if (j->read_rc < 0)
-			delivery_set_status(r, "4.3.0 queued message unreadable");
-		else if (!j->ready[i])
-			delivery_set_status(r, "4.4.3 mailbox key unavailable");
-		else if ((rc = delivery_store(ms, env, i, j->deks[i], j->msg,
-		    j->len)) == 0) {
-			r->state = QUEUE_RCPT_DELIVERED;
-			delivery_set_status(r, "2.0.0 delivered");
-		} else
-			delivery_set_status(r, err_code() == ERR_TOOBIG ?
-			    "4.2.2 mailbox full" : "4.3.0 mailbox unavailable");
+		for (i = 0; i < j->env->nrcpts; i++) {
+			struct queue_rcpt	*r = &j->env->rcpts[i];
+
+			if (r->state != QUEUE_RCPT_PENDING || !r->local)
+				continue;
+			if (j->read_rc < 0) {
+				delivery_set_status(r,
+				    "4.3.0 queued message unreadable");
+				continue;
+			}
+			if (!j->ready[i]) {
+				delivery_set_status(r,
+				    "4.4.3 mailbox key unavailable");
+				continue;
+			}
+			if (total == cap) {
+				cap = cap ? cap * 2 : 64;
+				d = xreallocarray(d, cap, sizeof(*d));
+				who = xreallocarray(who, cap, sizeof(*who));
+			}
+			memset(&d[total], 0, sizeof(d[total]));
+			d[total].addr = r->addr;
+			d[total].dek = j->deks[i];
+			d[total].msg = j->msg;
+			d[total].len = j->len;
+			d[total].internaldate = j->env->created;
+			/* its delivery id, "<queue id>:<i>", is set below */
+			d[total].dedup = j->env->id;
+			d[total].uid = (uint32_t)i;
+			who[total++] = r;
+		}
 	}
+	dedup = xcalloc(total ? total : 1, sizeof(*dedup));
+	for (at = 0; at < total; at++) {
+		snprintf(dedup[at], sizeof(dedup[at]), "%s:%u", d[at].dedup,
+		    (unsigned)d[at].uid);
+		d[at].dedup = dedup[at];
+	}
+	for (at = 0; at < total; at += n) {
+		n = total - at < STORE_BATCH_MAX ? total - at :
+		    STORE_BATCH_MAX;
+		if (store_deliver_many(b->ms->store, d + at, n) < 0)
+			log_warnx("delivery batch: %s", err_msg());
+		for (i = at; i < at + n; i++) {
+			if (d[i].rc == 0 || d[i].rc == ERR_EXISTS) {
+				who[i]->state = QUEUE_RCPT_DELIVERED;
+				delivery_set_status(who[i], "2.0.0 delivered");
+			} else
+				delivery_set_status(who[i],
+				    d[i].rc == ERR_TOOBIG ?
+				    "4.2.2 mailbox full" :
+				    "4.3.0 mailbox unavailable");
+		}
+	}
+	free(dedup);
+	free(who);
+	free(d);
 }
 
 /*
@@ -287,11 +337,10 @@ delivery_report(struct delivery_job *j, enum dsn_kind kind, int64_t now)
 				env->rcpts[i].delayed = 1;
 }
 
-/* Worker thread: retries, expiry, the reports, and the queue record. */
+/* Worker thread: retries, expiry and the reports (not yet recorded). */
 static void
-delivery_work_finish(void *arg)
+delivery_finish_prepare(struct delivery_job *j)
 {
-	struct delivery_job		*j = arg;
 	struct mailsrv			*ms = j->ms;
 	const struct amanat_conf	*cf = &ms->d->conf;
 	struct queue_env		*env = j->env;
@@ -327,7 +376,17 @@ delivery_work_finish(void *arg)
 		if (dsn_count(env, DSN_SUCCESS) > 0)
 			delivery_report(j, DSN_SUCCESS, now);
 	}
-	j->rc = queue_update(ms->queue, env);
+}
+
+/* Worker thread: the above, and the queue record. */
+static void
+delivery_work_finish(void *arg)
+{
+	struct delivery_job	*j = arg;
+
+	delivery_finish_prepare(j);
+	j->rc = queue_update(j->ms->queue, j->env);
+	j->finished = 1;
 }
 
 static void	delivery_done(void *);
@@ -476,19 +535,8 @@ delivery_relay(struct delivery_job *j)
 		delivery_finish(j);
 }
 
-static void
-delivery_local_done(void *arg)
-{
-	struct delivery_job	*j = arg;
-
-	if (j->ms->stopping) {
-		delivery_job_free(j);
-		return;
-	}
-	delivery_relay(j);
-}
-
 static void	delivery_queue_dsn(struct delivery_job *, char **, size_t *);
+static void	delivery_done(void *);
 
 static void
 delivery_done(void *arg)
@@ -629,6 +677,109 @@ delivery_queue_dsn(struct delivery_job *j, char **msg, size_t *len)
 	delivery_dsn_commit(d, NULL);
 }
 
+/*
+ * Worker: read each message, store the local recipients' copies, and
+ * finish the jobs with no remote recipient left (their queue records in
+ * one transaction).  The others go on to relay from the loop.
+ */
+static void
+delivery_batch_work(void *arg)
+{
+	struct delivery_batch	 *b = arg;
+	struct queue_env	**envs;
+	int			 *rcs;
+	size_t			  k, i, n = 0;
+
+	for (k = 0; k < b->n; k++)
+		b->jobs[k]->read_rc = queue_read(b->ms->queue,
+		    b->jobs[k]->env->id, &b->jobs[k]->msg, &b->jobs[k]->len);
+	delivery_batch_local(b);
+	envs = xcalloc(b->n, sizeof(*envs));
+	rcs = xcalloc(b->n, sizeof(*rcs));
+	for (k = 0; k < b->n; k++) {
+		struct delivery_job	*j = b->jobs[k];
+		int			 remote = 0;
+
+		for (i = 0; i < j->env->nrcpts && j->read_rc == 0; i++)
+			if (!j->env->rcpts[i].local &&
+			    j->env->rcpts[i].state == QUEUE_RCPT_PENDING)
+				remote = 1;
+		if (remote)
+			continue;
+		delivery_finish_prepare(j);
+		envs[n++] = j->env;
+	}
+	if (n > 0 && queue_update_many(b->ms->queue, envs, n, rcs) < 0)
+		log_warnx("delivery batch: queue update: %s", err_msg());
+	for (k = 0, i = 0; k < b->n && i < n; k++) {
+		if (b->jobs[k]->env != envs[i])
+			continue;
+		b->jobs[k]->rc = rcs[i++];
+		b->jobs[k]->finished = 1;
+	}
+	free(rcs);
+	free(envs);
+}
+
+static void	delivery_batch_start(struct mailsrv *);
+
+/* Loop: finished jobs are done; the others relay, then finish. */
+static void
+delivery_batch_done(void *arg)
+{
+	struct delivery_batch	*b = arg;
+	struct mailsrv		*ms = b->ms;
+	size_t			 k;
+
+	batch_running = 0;
+	for (k = 0; k < b->n; k++) {
+		if (b->jobs[k]->finished)
+			delivery_done(b->jobs[k]);
+		else if (ms->stopping)
+			delivery_job_free(b->jobs[k]);
+		else
+			delivery_relay(b->jobs[k]);
+	}
+	free(b->jobs);
+	free(b);
+	delivery_batch_start(ms);
+}
+
+/* Loop: the ready jobs (up to DELIVERY_BATCH_BYTES) as one batch. */
+static void
+delivery_batch_start(struct mailsrv *ms)
+{
+	struct delivery_batch	*b;
+	uint64_t		 bytes = 0;
+	size_t			 n = 0, k;
+
+	if (batch_running || nready_jobs == 0 || ms->stopping)
+		return;
+	while (n < nready_jobs && (n == 0 || bytes + ready_jobs[n]->env->size
+	    <= DELIVERY_BATCH_BYTES))
+		bytes += ready_jobs[n++]->env->size;
+	b = xcalloc(1, sizeof(*b));
+	b->ms = ms;
+	b->n = n;
+	b->jobs = xreallocarray(NULL, n, sizeof(*b->jobs));
+	memcpy(b->jobs, ready_jobs, n * sizeof(*b->jobs));
+	memmove(ready_jobs, ready_jobs + n, (nready_jobs - n) *
+	    sizeof(*ready_jobs));
+	nready_jobs -= n;
+	if (worker_submit(ms->workers, delivery_batch_work,
+	    delivery_batch_done, b) == 0) {
+		batch_running = 1;
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		log_warnx("delivery %s: workers busy", b->jobs[k]->env->id);
+		delivery_job_free(b->jobs[k]);
+	}
+	free(b->jobs);
+	free(b);
+}
+
+/* Loop: the job's keys are in; it joins the next batch. */
 static void
 delivery_submit(struct delivery_job *j)
 {
@@ -636,11 +787,10 @@ delivery_submit(struct delivery_job *j)
 		delivery_job_free(j);
 		return;
 	}
-	if (worker_submit(j->ms->workers, delivery_work_local,
-	    delivery_local_done, j) < 0) {
-		log_warnx("delivery %s: workers busy", j->env->id);
-		delivery_job_free(j);
-	}
+	ready_jobs = xreallocarray(ready_jobs, nready_jobs + 1,
+	    sizeof(*ready_jobs));
+	ready_jobs[nready_jobs++] = j;
+	delivery_batch_start(j->ms);
 }
 
 static void
@@ -775,6 +925,11 @@ delivery_stop(struct mailsrv *ms)
 	ms->sched_ev = ms->kick_ev = NULL;
 	/* lookups in flight end now (their jobs are freed: stopping) */
 	mx_resolver_free(&resolver);
+	/* jobs waiting for a batch (one running ends on its own) */
+	while (nready_jobs > 0)
+		delivery_job_free(ready_jobs[--nready_jobs]);
+	free(ready_jobs);
+	ready_jobs = NULL;
 	userkey_wipe();
 }
 

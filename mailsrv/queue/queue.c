@@ -90,10 +90,14 @@
  * message costs the event loop no file creation (slow on some file
  * systems: ext4 without a journal scans recently freed inodes).
  */
-#define Q_SPARES	64	/* in spare/, renamed into tmp/ when used */
+#define Q_SPARES	128	/* at most, in tmp/, listed in struct queue */
+/* the batch thread creates spares up to this; delivered messages' files
+ * (emptied) fill the rest, so a steady flow frees and creates no inode */
+#define Q_SPARES_MADE	32
 
 struct queue_ent {
 	char			 id[QUEUE_ID_LEN + 1];
+	struct queue_writer	*w;		/* finished by the batch */
 	int			 fd;		/* tmp/<id>, -1 once closed */
 	char			*rec;		/* encoded envelope */
 	size_t			 reclen;
@@ -120,7 +124,6 @@ struct queue {
 	int			 lockfd;
 	int			 tmpfd;		/* tmp/ */
 	int			 msgfd;		/* msg/ */
-	int			 sparefd;	/* spare/: empty, made ahead */
 	unsigned char		 key[QUEUE_KEY_LEN];
 	uint64_t		 msg_max;
 	struct db_env		*db;
@@ -131,7 +134,7 @@ struct queue {
 	struct event		*kick;
 	struct queue_writer	*writers;	/* open, loop thread only */
 	pthread_mutex_t		 spare_lock;
-	struct {
+	struct {			/* empty tmp/ files, made ahead */
 		int	fd;
 		char	id[QUEUE_ID_LEN + 1];
 	}			 spare[Q_SPARES];
@@ -247,22 +250,13 @@ queue_db_write(struct queue *q, db_txn_fn fn, void *arg)
 	return rc;
 }
 
-static int
-queue_fsync_fd(int fd, const char *what)
-{
-	if (fsync(fd) == -1) {
-		err_set(ERR_IO, "queue: fsync %s: %s", what, strerror(errno));
-		return ERR_IO;
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------------- */
 /* The batch, on the worker thread. */
 
 static void
 queue_ent_free(struct queue_ent *e)
 {
+	queue_writer_abort(&e->w);	/* a batch that never ran */
 	if (e->fd != -1)
 		close(e->fd);
 	free(e->rec);
@@ -301,6 +295,8 @@ queue_batch_files(struct queue_batch *b)
 	int			 any = 0;
 
 	for (e = b->head; e != NULL; e = e->next) {
+		if (e->rc != 0)
+			continue;
 		if (b->sync == QUEUE_SYNC_FILE && fdatasync(e->fd) == -1) {
 			log_warn("queue commit id=%s fdatasync", e->id);
 			e->rc = ERR_IO;
@@ -353,7 +349,6 @@ queue_batch_txn(MDB_txn *txn, void *arg)
 }
 
 static void	queue_spares_fill(struct queue *);
-static void	queue_spares_clear(struct queue *);
 
 static void
 queue_batch_work(void *arg)
@@ -364,6 +359,12 @@ queue_batch_work(void *arg)
 	uint64_t		 t0 = now_ms();
 	int			 rc, any = 0;
 
+	/* compress, encrypt and write what the loop kept in memory */
+	for (e = b->head; e != NULL; e = e->next)
+		if ((rc = queue__writer_finish(&e->w, &e->fd)) < 0) {
+			log_warnx("queue commit id=%s: %s", e->id, err_msg());
+			e->rc = rc;	/* and its file is gone */
+		}
 	queue_batch_files(b);
 	for (e = b->head; e != NULL; e = e->next) {
 		close(e->fd);
@@ -503,23 +504,50 @@ queue_tmp_create(struct queue *q, int dirfd, char *id)
 	return fd;
 }
 
-/* Remove every file in spare/ (they were never used). */
+/*
+ * Remove the spare/ directory of an older version (empty files made
+ * ahead, never used; spares are in tmp/ now).
+ */
 static void
-queue_spares_clear(struct queue *q)
+queue_spares_legacy(struct queue *q)
 {
 	DIR		*d;
 	struct dirent	*de;
 	int		 fd;
 
-	if ((fd = dup(q->sparefd)) == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if ((fd = openat(q->dirfd, "spare", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
 		return;
 	}
 	while ((de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.')
-			(void)unlinkat(q->sparefd, de->d_name, 0);
+			(void)unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
+	(void)unlinkat(q->dirfd, "spare", AT_REMOVEDIR);
+}
+
+/*
+ * Add the empty file tmp/<id> (open as fd) to the spares; when they are
+ * full already, remove it and return -1.  Any thread.
+ */
+static int
+queue_spare_put(struct queue *q, int fd, const char *id)
+{
+	pthread_mutex_lock(&q->spare_lock);
+	if (q->nspare == Q_SPARES) {
+		pthread_mutex_unlock(&q->spare_lock);
+		(void)unlinkat(q->tmpfd, id, 0);
+		close(fd);
+		return -1;
+	}
+	q->spare[q->nspare].fd = fd;
+	memcpy(q->spare[q->nspare].id, id, QUEUE_ID_LEN + 1);
+	q->nspare++;
+	pthread_mutex_unlock(&q->spare_lock);
+	return 0;
 }
 
 /* Top up the spare tmp files (any thread; the batch thread does it). */
@@ -533,20 +561,11 @@ queue_spares_fill(struct queue *q)
 	pthread_mutex_lock(&q->spare_lock);
 	n = q->nspare;
 	pthread_mutex_unlock(&q->spare_lock);
-	for (; n < Q_SPARES; n++) {
-		if ((fd = queue_tmp_create(q, q->sparefd, id)) == -1)
+	for (; n < Q_SPARES_MADE; n++) {
+		if ((fd = queue_tmp_create(q, q->tmpfd, id)) == -1)
 			return;
-		pthread_mutex_lock(&q->spare_lock);
-		if (q->nspare == Q_SPARES) {
-			pthread_mutex_unlock(&q->spare_lock);
-			(void)unlinkat(q->sparefd, id, 0);
-			close(fd);
+		if (queue_spare_put(q, fd, id) < 0)
 			return;
-		}
-		q->spare[q->nspare].fd = fd;
-		memcpy(q->spare[q->nspare].id, id, sizeof(id));
-		q->nspare++;
-		pthread_mutex_unlock(&q->spare_lock);
 	}
 }
 
@@ -555,7 +574,7 @@ queue_spares_drop(struct queue *q)
 {
 	while (q->nspare > 0) {
 		q->nspare--;
-		(void)unlinkat(q->sparefd, q->spare[q->nspare].id, 0);
+		(void)unlinkat(q->tmpfd, q->spare[q->nspare].id, 0);
 		close(q->spare[q->nspare].fd);
 	}
 }
@@ -579,14 +598,10 @@ queue_writer_new(struct queue *q, struct queue_writer **out)
 		memcpy(id, q->spare[q->nspare].id, sizeof(id));
 	}
 	pthread_mutex_unlock(&q->spare_lock);
-	/* a rename is cheap where creating a file is not */
-	if (fd != -1 && renameat(q->sparefd, id, q->tmpfd, id) == 0)
+	/* a spare: no file creation on the loop */
+	if (fd != -1)
 		return queue__writer_open(out, &q->writers, fd, q, q->tmpfd,
 		    id, q->key, q->msg_max);
-	if (fd != -1) {
-		(void)unlinkat(q->sparefd, id, 0);
-		close(fd);
-	}
 	for (i = 0; i < Q_ID_TRIES && rc == ERR_EXISTS; i++) {
 		if ((rc = queue_id_new(id)) < 0)
 			return rc;
@@ -630,8 +645,11 @@ queue_commit(struct queue_writer **wp, const struct queue_env *env,
 	tmp.size = queue_writer_size(w);
 	if ((rc = queue__env_encode(&tmp, &e->rec, &e->reclen)) < 0)
 		goto fail;
-	if ((rc = queue__writer_finish(&w, &e->fd)) < 0)
+	if ((rc = queue__writer_failed(w)) < 0)
 		goto fail;
+	queue__writer_release(w);
+	e->w = w;
+	w = NULL;
 	e->next_try = env->next_try;
 	e->cb = cb;
 	e->arg = arg;
@@ -655,6 +673,17 @@ queue_stats(struct queue *q, uint64_t *batches, uint64_t *commits)
 		*batches = q->nbatches;
 	if (commits != NULL)
 		*commits = q->ncommits;
+}
+
+size_t
+queue_spares(struct queue *q)
+{
+	size_t	n;
+
+	pthread_mutex_lock(&q->spare_lock);
+	n = q->nspare;
+	pthread_mutex_unlock(&q->spare_lock);
+	return n;
 }
 
 void
@@ -873,16 +902,35 @@ queue_upd_fn(MDB_txn *txn, void *arg)
 }
 
 /*
- * The envelope is gone (committed): remove the file.  A failure leaves
- * an orphan that recovery removes, so it is only logged.
+ * The envelope is gone (committed): the file is not needed any more.  It
+ * is emptied and renamed to tmp/ under a fresh id, a spare for a later
+ * message: freeing an inode and allocating another costs far more than
+ * a truncate and a rename on some filesystems (ext4 without a journal
+ * scans the recently freed inodes).  When the spares are full it is
+ * removed.  No sync either way: a file that a crash leaves in msg/ has no
+ * envelope and recovery removes it, and tmp/ is cleared at open.
  */
 static void
 queue_unlink_msg(struct queue *q, const char *id)
 {
+	char	nid[QUEUE_ID_LEN + 1];
+	int	fd, full;
+
+	pthread_mutex_lock(&q->spare_lock);
+	full = q->nspare >= Q_SPARES;
+	pthread_mutex_unlock(&q->spare_lock);
+	if (!full && (fd = openat(q->msgfd, id, O_WRONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) != -1) {
+		if (ftruncate(fd, 0) == 0 && queue_id_new(nid) == 0 &&
+		    renameat2(q->msgfd, id, q->tmpfd, nid,
+		    RENAME_NOREPLACE) == 0) {
+			queue_spare_put(q, fd, nid);
+			return;
+		}
+		close(fd);
+	}
 	if (unlinkat(q->msgfd, id, 0) == -1 && errno != ENOENT)
 		log_warn("queue remove id=%s unlink", id);
-	else if (queue_fsync_fd(q->msgfd, "msg/") < 0)
-		log_warnx("queue remove id=%s: %s", id, err_msg());
 }
 
 static int
@@ -922,6 +970,76 @@ queue_update(struct queue *q, const struct queue_env *env)
 	}
 	rc = queue_upd(q, &a);
 	free(rec);
+	return rc;
+}
+
+struct queue_upd_many {
+	struct queue_upd_arg	*a;
+	int			*rcs;
+	size_t			 n;
+	MDB_dbi			 q_dbi;		/* envelopes */
+};
+
+static int
+queue_upd_many_fn(MDB_txn *txn, void *arg)
+{
+	struct queue_upd_many	*m = arg;
+	MDB_val			 k, v;
+	size_t			 i;
+	int			 mrc, rc;
+
+	for (i = 0; i < m->n; i++) {
+		k.mv_data = (void *)m->a[i].id;
+		k.mv_size = QUEUE_ID_LEN;
+		if ((mrc = mdb_get(txn, m->q_dbi, &k, &v)) == MDB_NOTFOUND) {
+			err_set(ERR_NOTFOUND, "queue: %s is gone",
+			    m->a[i].id);
+			m->rcs[i] = ERR_NOTFOUND;
+			continue;
+		}
+		if ((rc = queue_upd_fn(txn, &m->a[i])) < 0)
+			return rc;
+		m->rcs[i] = 0;
+	}
+	return 0;
+}
+
+int
+queue_update_many(struct queue *q, struct queue_env *const *envs, size_t n,
+    int *rcs)
+{
+	struct queue_upd_many	 m;
+	char			**recs;
+	size_t			 i, j;
+	int			 rc = 0;
+
+	m.a = xcalloc(n ? n : 1, sizeof(*m.a));
+	m.rcs = rcs;
+	m.n = n;
+	m.q_dbi = q->dbi_env;
+	recs = xcalloc(n ? n : 1, sizeof(*recs));
+	for (i = 0; i < n && rc == 0; i++) {
+		m.a[i].q = q;
+		m.a[i].id = envs[i]->id;
+		m.a[i].next_try = envs[i]->next_try;
+		rc = queue__env_encode(envs[i], &recs[i], &m.a[i].reclen);
+		for (j = 0; j < envs[i]->nrcpts; j++)
+			if (envs[i]->rcpts[j].state == QUEUE_RCPT_PENDING)
+				m.a[i].rec = recs[i];
+	}
+	if (rc == 0)
+		rc = queue_db_write(q, queue_upd_many_fn, &m);
+	for (i = 0; i < n; i++) {
+		if (rc < 0)
+			rcs[i] = rc;
+		else if (rcs[i] == 0 && m.a[i].rec == NULL) {
+			queue_unlink_msg(q, m.a[i].id);
+			log_info("queue removed id=%s", m.a[i].id);
+		}
+		free(recs[i]);
+	}
+	free(recs);
+	free(m.a);
 	return rc;
 }
 
@@ -1071,10 +1189,9 @@ queue_open_dirs(struct queue *q)
 		return rc;
 	}
 	if ((rc = queue_subdir(q->dirfd, "tmp", &q->tmpfd)) < 0 ||
-	    (rc = queue_subdir(q->dirfd, "msg", &q->msgfd)) < 0 ||
-	    (rc = queue_subdir(q->dirfd, "spare", &q->sparefd)) < 0)
+	    (rc = queue_subdir(q->dirfd, "msg", &q->msgfd)) < 0)
 		return rc;
-	queue_spares_clear(q);
+	queue_spares_legacy(q);
 	return 0;
 }
 
@@ -1112,7 +1229,7 @@ queue_open(struct queue **out, struct event_base *base, const char *dir,
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->dir = xstrdup(dir);
-	q->dirfd = q->lockfd = q->tmpfd = q->msgfd = q->sparefd = -1;
+	q->dirfd = q->lockfd = q->tmpfd = q->msgfd = -1;
 	memcpy(q->key, key, QUEUE_KEY_LEN);
 	q->msg_max = QUEUE_MSG_MAX;
 	q->pend_tail = &q->pend_head;
@@ -1164,15 +1281,13 @@ queue_close(struct queue **qp)
 	}
 	if (q->kick != NULL)
 		event_free(q->kick);
-	if (q->sparefd != -1)
+	if (q->tmpfd != -1)
 		queue_spares_drop(q);
 	db_close(&q->db);
 	if (q->msgfd != -1)
 		close(q->msgfd);
 	if (q->tmpfd != -1)
 		close(q->tmpfd);
-	if (q->sparefd != -1)
-		close(q->sparefd);
 	if (q->lockfd != -1)
 		close(q->lockfd);	/* releases the flock */
 	if (q->dirfd != -1)

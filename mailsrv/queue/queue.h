@@ -13,9 +13,11 @@
  * one LMDB transaction.
  *
  * Layout under the directory given to queue_open():
- *	spare/<id>	empty files made ahead by the batch thread; a new
- *			message renames one into tmp/ (cleared at open)
- *	tmp/<id>	being received (removed at open: never acknowledged)
+ *	tmp/<id>	being received, or empty spares that the batch
+ *			thread makes ahead and delivered messages' files
+ *			become (emptied), so that a new message costs the
+ *			loop no file creation (all removed at open: never
+ *			acknowledged)
  *	msg/<id>	committed message files
  *	index/		LMDB: envelopes by id, and a schedule by next-try time
  *	corrupt/<id>	message files whose envelope did not load (kept
@@ -171,6 +173,14 @@ int	queue_due(struct queue *, int64_t, size_t, char ***, size_t *);
  * in the queue; ERR_INVAL for an envelope queue_commit would refuse.
  */
 int	queue_update(struct queue *, const struct queue_env *);
+/*
+ * queue_update() of n envelopes in one index transaction (one sync);
+ * rcs[i] gets each one's result (ERR_NOTFOUND: removed meanwhile).
+ * Returns 0, or the error that failed the transaction (then in every
+ * rcs[i] too).
+ */
+int	queue_update_many(struct queue *, struct queue_env *const *, size_t,
+	    int *);
 /* Remove a message whatever its state (admin delete); ERR_NOTFOUND. */
 int	queue_remove(struct queue *, const char *);
 /*
@@ -183,6 +193,8 @@ size_t	queue_count(struct queue *);
 
 /* Batches run and messages committed since open (tests, metrics). */
 void	queue_stats(struct queue *, uint64_t *, uint64_t *);
+/* The empty spare files ready in tmp/ (any thread; tests and stats). */
+size_t	queue_spares(struct queue *);
 
 /*
  * How a batch makes its message files durable.  AUTO: fdatasync() for a
@@ -214,6 +226,8 @@ void	queue__writers_detach(struct queue_writer **);
 struct queue	*queue__writer_queue(const struct queue_writer *);
 const char	*queue__writer_id(const struct queue_writer *);
 int	queue__writer_finish(struct queue_writer **, int *);
+void	queue__writer_release(struct queue_writer *);
+int	queue__writer_failed(const struct queue_writer *);
 int	queue__file_read(int, const char *, const unsigned char *, uint64_t,
 	    unsigned char **, size_t *);
 int	queue__env_encode(const struct queue_env *, char **, size_t *);

@@ -65,8 +65,16 @@
 #define QF_TRAILER_LEN	16
 #define QF_TAG_LEN	16
 #define QF_BUF		(64 * 1024)
-#define QF_ZLEVEL	6
+#define QF_ZLEVEL	1		/* transient: speed over size */
 #define QF_AAD_PREFIX	"amanat-queue-v1"	/* + its NUL */
+/*
+ * A message up to this size stays in memory (plaintext, wiped after use)
+ * until it is committed; the queue's batch thread then compresses,
+ * encrypts and writes it, so the event loop does none of that.  A bigger
+ * one is streamed to its file from this size on, as it arrives.
+ */
+#define QF_MEM_MAX	(256 * 1024)
+#define QF_MEM_FIRST	(16 * 1024)
 /* Give zlib at most this much input per call (avail_in is a uInt). */
 #define QF_ZCHUNK	(1024 * 1024 * 1024)
 
@@ -82,6 +90,10 @@ struct queue_writer {
 	uint64_t	 plen;		/* message bytes taken */
 	uint64_t	 zlen;		/* compressed bytes written */
 	int		 failed;	/* sticky enum err, 0 if none */
+	const unsigned char *key;	/* the queue's, borrowed */
+	unsigned char	*mem;		/* plaintext not streamed yet */
+	size_t		 memcap;
+	int		 started;	/* the file stream has begun */
 	int		 zinit;
 	z_stream	 zs;
 	EVP_CIPHER_CTX	*ctx;
@@ -269,21 +281,14 @@ queue__writer_open(struct queue_writer **out, struct queue_writer **list,
     const unsigned char *key, uint64_t max)
 {
 	struct queue_writer	*w;
-	unsigned char		 hdr[QF_HDR_LEN];
 	int			 rc;
 
 	*out = NULL;
-	memset(hdr, 0, sizeof(hdr));
-	memcpy(hdr, QF_MAGIC, 4);
-	hdr[4] = QF_VERSION;
-	if (RAND_bytes(hdr + QF_NONCE_OFF, QF_NONCE_LEN) != 1) {
-		err_set(ERR_GENERIC, "queue file: RAND_bytes failed");
-		return ERR_GENERIC;
-	}
 	w = xcalloc(1, sizeof(*w));
 	w->q = q;
 	w->dirfd = dirfd;
 	w->max = max;
+	w->key = key;
 	memcpy(w->id, id, QUEUE_ID_LEN);	/* validated by the caller */
 	w->id[QUEUE_ID_LEN] = '\0';
 	w->fd = fd != -1 ? fd : openat(dirfd, id, O_WRONLY | O_CREAT | O_EXCL |
@@ -294,32 +299,96 @@ queue__writer_open(struct queue_writer **out, struct queue_writer **list,
 		free(w);
 		return rc;
 	}
+	qf_link(w, list);
+	*out = w;
+	return 0;
+}
+
+/* Feed len plaintext bytes to the stream. */
+static int
+qf_feed(struct queue_writer *w, const unsigned char *p, size_t len)
+{
+	size_t	n;
+	int	rc;
+
+	while (len > 0) {
+		n = len > QF_ZCHUNK ? QF_ZCHUNK : len;
+		w->zs.next_in = p;
+		w->zs.avail_in = (uInt)n;
+		if ((rc = qf_deflate(w, Z_NO_FLUSH)) < 0)
+			return rc;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Begin the file: header, cipher and zlib stream, then what was kept in
+ * memory (wiped and freed).
+ */
+static int
+qf_start(struct queue_writer *w)
+{
+	unsigned char	hdr[QF_HDR_LEN];
+	int		rc;
+
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, QF_MAGIC, 4);
+	hdr[4] = QF_VERSION;
+	if (RAND_bytes(hdr + QF_NONCE_OFF, QF_NONCE_LEN) != 1) {
+		err_set(ERR_GENERIC, "queue file: RAND_bytes failed");
+		return ERR_GENERIC;
+	}
+	w->started = 1;
 	if ((w->ctx = EVP_CIPHER_CTX_new()) == NULL)
 		fatalx("queue: EVP_CIPHER_CTX_new");
-	if ((rc = qf_gcm_init(w->ctx, 1, key, w->id, hdr)) < 0)
-		goto fail;
+	if ((rc = qf_gcm_init(w->ctx, 1, w->key, w->id, hdr)) < 0)
+		return rc;
 	if (deflateInit(&w->zs, QF_ZLEVEL) != Z_OK) {
 		err_set(ERR_GENERIC, "queue file: deflateInit failed");
-		rc = ERR_GENERIC;
-		goto fail;
+		return ERR_GENERIC;
 	}
 	w->zinit = 1;
 	w->buf = xmalloc(QF_BUF);
 	if ((rc = qf_write_full(w->fd, hdr, sizeof(hdr))) < 0)
-		goto fail;
-	qf_link(w, list);
-	*out = w;
-	return 0;
-fail:
-	queue_writer_abort(&w);
+		return rc;
+	rc = qf_feed(w, w->mem, w->plen);
+	if (w->mem != NULL)
+		xfreezero(w->mem, w->memcap);
+	w->mem = NULL;
+	w->memcap = 0;
 	return rc;
+}
+
+/* Keep len more bytes in memory (the total stays within QF_MEM_MAX). */
+static void
+qf_keep(struct queue_writer *w, const unsigned char *p, size_t len)
+{
+	unsigned char	*m;
+	size_t		 cap = w->memcap ? w->memcap : QF_MEM_FIRST;
+
+	while (cap < w->plen + len)
+		cap *= 2;
+	if (cap > QF_MEM_MAX)
+		cap = QF_MEM_MAX;
+	if (cap != w->memcap) {
+		/* by hand, not realloc: no plaintext left in freed memory */
+		m = xmalloc(cap);
+		if (w->plen > 0)
+			memcpy(m, w->mem, w->plen);
+		if (w->mem != NULL)
+			xfreezero(w->mem, w->memcap);
+		w->mem = m;
+		w->memcap = cap;
+	}
+	memcpy(w->mem + w->plen, p, len);
 }
 
 int
 queue_writer_write(struct queue_writer *w, const void *data, size_t len)
 {
 	const unsigned char	*p = data;
-	size_t			 n;
 	int			 rc;
 
 	if (w->failed) {
@@ -334,16 +403,16 @@ queue_writer_write(struct queue_writer *w, const void *data, size_t len)
 		    (unsigned long long)w->max);
 		return (w->failed = ERR_TOOBIG);
 	}
-	while (len > 0) {
-		n = len > QF_ZCHUNK ? QF_ZCHUNK : len;
-		w->zs.next_in = p;
-		w->zs.avail_in = (uInt)n;
-		if ((rc = qf_deflate(w, Z_NO_FLUSH)) < 0)
-			return (w->failed = rc);
-		p += n;
-		len -= n;
-		w->plen += n;
+	if (!w->started && w->plen + len <= QF_MEM_MAX) {
+		qf_keep(w, p, len);
+		w->plen += len;
+		return 0;
 	}
+	if (!w->started && (rc = qf_start(w)) < 0)
+		return (w->failed = rc);
+	if ((rc = qf_feed(w, p, len)) < 0)
+		return (w->failed = rc);
+	w->plen += len;
 	return 0;
 }
 
@@ -375,6 +444,8 @@ qf_writer_free(struct queue_writer *w)
 	EVP_CIPHER_CTX_free(w->ctx);
 	if (w->buf != NULL)
 		xfreezero(w->buf, QF_BUF);
+	if (w->mem != NULL)
+		xfreezero(w->mem, w->memcap);
 	explicit_bzero(w, sizeof(*w));
 	free(w);
 }
@@ -420,7 +491,27 @@ queue__writers_detach(struct queue_writer **list)
 }
 
 /*
- * Finish the file: end the zlib stream, write the trailer and the tag,
+ * The writer leaves the queue's list (loop thread): committed, it is
+ * finished by the batch thread, and queue_close() no longer sees it.
+ */
+/* The writer's sticky error (with its message set again), or 0. */
+int
+queue__writer_failed(const struct queue_writer *w)
+{
+	if (w->failed < 0)
+		err_set(w->failed, "queue: the message was not written");
+	return w->failed;
+}
+
+void
+queue__writer_release(struct queue_writer *w)
+{
+	qf_unlink(w);
+}
+
+/*
+ * Finish the file (any thread, once released): begin it if it was still
+ * in memory, end the zlib stream, write the trailer and the tag,
  * then the sizes into the header.  Consumes *wp: on success the open fd
  * of tmp/<id> moves to *fd_out (the caller syncs and closes it); on
  * failure the tmp file is removed.  Nothing is synced here.
@@ -435,6 +526,8 @@ queue__writer_finish(struct queue_writer **wp, int *fd_out)
 
 	*fd_out = -1;
 	if ((rc = w->failed) < 0)
+		goto fail;
+	if (!w->started && (rc = qf_start(w)) < 0)
 		goto fail;
 	w->zs.next_in = NULL;
 	w->zs.avail_in = 0;

@@ -12,6 +12,8 @@
  * plaintext exists only in the caller's buffers and in the one returned
  * by store_read().
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -107,12 +109,15 @@ st_dedup(MDB_txn *txn, struct st_append *op, int put)
 	return ERR_EXISTS;
 }
 
+/*
+ * The checks of an append, in txn: ERR_EXISTS (delivered before), the
+ * quota, keywords, UIDs.  Nothing is written; m gets the keyword mask.
+ * A precheck (before the file is written) stops after the quota.
+ */
 static int
-st_append_fn(MDB_txn *txn, void *arg)
+st_append_checks(MDB_txn *txn, struct st_append *op, struct st_msg *m)
 {
-	struct st_append	*op = arg;
 	struct st_ctx		*c = &op->c;
-	struct st_msg		 m;
 	int			 rc;
 
 	if ((rc = store__ctx_load(txn, c, 2)) < 0)
@@ -130,28 +135,51 @@ st_append_fn(MDB_txn *txn, void *arg)
 	}
 	if ((rc = store__quota_add(c, op->a->len)) < 0 ||
 	    (rc = store__kw_mask(&c->mb, op->a->keywords, op->a->nkeywords, 1,
-	    &m.kw)) < 0)
+	    &m->kw)) < 0)
 		return rc;
 	if (c->mb.uidnext == UINT32_MAX) {
 		err_set(ERR_TOOBIG, "mailbox UIDs exhausted");
 		return ERR_TOOBIG;
 	}
-	memcpy(m.blob, op->blob, ST_ID_LEN);
-	m.flags = op->a->flags;
-	m.size = op->a->len;
-	m.saved = (int64_t)time(NULL);
-	m.internaldate = op->a->internaldate ? op->a->internaldate : m.saved;
-	m.modseq = ++c->mb.highestmodseq;
+	return 0;
+}
+
+/* The writes of an append whose checks passed. */
+static int
+st_append_puts(MDB_txn *txn, struct st_append *op, struct st_msg *m)
+{
+	struct st_ctx		*c = &op->c;
+	int			 rc;
+
+	memcpy(m->blob, op->blob, ST_ID_LEN);
+	m->flags = op->a->flags;
+	m->size = op->a->len;
+	m->saved = (int64_t)time(NULL);
+	m->internaldate = op->a->internaldate ? op->a->internaldate :
+	    m->saved;
+	m->modseq = ++c->mb.highestmodseq;
 	op->uid = c->mb.uidnext++;
 	op->uidvalidity = c->mb.uidvalidity;
-	store__mb_count(&c->mb, &m, 1);
-	if ((rc = store__msg_put(txn, c->s, &c->u, c->mb.id, op->uid, &m,
+	store__mb_count(&c->mb, m, 1);
+	if ((rc = store__msg_put(txn, c->s, &c->u, c->mb.id, op->uid, m,
 	    0)) < 0 ||
-	    (rc = store__blob_ref(txn, c, m.blob, 1, m.size)) < 0 ||
+	    (rc = store__blob_ref(txn, c, m->blob, 1, m->size)) < 0 ||
 	    (rc = store__mbox_put(txn, c->s, &c->u, &c->mb)) < 0 ||
 	    (op->a->dedup != NULL && (rc = st_dedup(txn, op, 1)) < 0))
 		return rc;
 	return store__user_put(txn, c->s, c->addr, c->addrlen, &c->u, 0);
+}
+
+static int
+st_append_fn(MDB_txn *txn, void *arg)
+{
+	struct st_append	*op = arg;
+	struct st_msg		 m;
+	int			 rc;
+
+	if ((rc = st_append_checks(txn, op, &m)) < 0 || op->precheck)
+		return rc;
+	return st_append_puts(txn, op, &m);
 }
 
 static int
@@ -209,7 +237,7 @@ store_append(struct store *s, const char *addr, const char *mailbox,
 	path = store__blob_path(s, op->c.u.idhex, op->blob);
 	if ((rc = store__user_dir(s, op->c.u.idhex)) < 0 ||
 	    (rc = msgfile_write(path, op->c.u.idhex, bh, dek, a->msg, a->len,
-	    s->zlevel, s->msg_max)) < 0)
+	    s->zlevel, s->msg_max, MSGFILE_SYNC)) < 0)
 		goto done;
 	op->precheck = 0;
 	if ((rc = store__write(s, st_append_fn, op)) < 0) {
@@ -255,6 +283,143 @@ store_deliver(struct store *s, const char *addr, const char *mailbox,
 {
 	return st_deliver(s, addr, mailbox, dek, msg, len, flags,
 	    internaldate, NULL, uidvalidity_out, uid_out);
+}
+
+/* ------------------------------------------------------- batch delivery */
+
+struct st_batch {
+	struct store_delivery	*d;
+	struct st_append	*ops;
+	int			*written;	/* file written, index to do */
+	size_t			 n;
+};
+
+/* The index of every written item; an item's failed check is its own. */
+static int
+st_batch_fn(MDB_txn *txn, void *arg)
+{
+	struct st_batch		*b = arg;
+	struct st_append	*op;
+	struct st_msg		 m;
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < b->n; i++) {
+		if (!b->written[i])
+			continue;
+		op = &b->ops[i];
+		op->precheck = 0;
+		/* checks write nothing: a failed one leaves the txn clean */
+		if ((rc = st_append_checks(txn, op, &m)) < 0) {
+			b->d[i].rc = rc;
+			b->d[i].uidvalidity = op->uidvalidity;
+			b->d[i].uid = op->uid;
+			continue;
+		}
+		if ((rc = st_append_puts(txn, op, &m)) < 0)
+			return rc;	/* the whole batch (or a retry) */
+		b->d[i].rc = 0;
+		b->d[i].uidvalidity = op->uidvalidity;
+		b->d[i].uid = op->uid;
+	}
+	return 0;
+}
+
+/* Item i up to its file, written but not synced: 0 or its error. */
+static int
+st_batch_prepare(struct store *s, struct st_batch *b, size_t i,
+    struct store_append *a, char **path)
+{
+	struct store_delivery	*d = &b->d[i];
+	struct st_append	*op = &b->ops[i];
+	char			 bh[STORE_ID_HEX + 1];
+	int			 rc;
+
+	memset(a, 0, sizeof(*a));
+	a->msg = d->msg;
+	a->len = d->len;
+	a->internaldate = d->internaldate;
+	a->dedup = d->dedup;
+	op->a = a;
+	op->precheck = 1;
+	if (d->dedup == NULL) {
+		err_set(ERR_INVAL, "batch delivery without a delivery id");
+		return ERR_INVAL;
+	}
+	if ((rc = st_append_check(s, d->dek, a)) < 0 ||
+	    (rc = store__ctx_init(&op->c, s, d->addr, NULL)) < 0 ||
+	    (rc = store__read(s, st_append_fn, op)) < 0 ||
+	    (rc = store__random_id(op->blob)) < 0)
+		return rc;
+	store__hex(bh, op->blob, ST_ID_LEN);
+	*path = store__blob_path(s, op->c.u.idhex, op->blob);
+	if ((rc = store__user_dir(s, op->c.u.idhex)) < 0)
+		return rc;
+	return msgfile_write(*path, op->c.u.idhex, bh, d->dek, a->msg, a->len,
+	    s->zlevel, s->msg_max, 0);
+}
+
+int
+store_deliver_many(struct store *s, struct store_delivery *d, size_t n)
+{
+	struct st_batch		 b;
+	struct store_append	*as;
+	char			**paths;
+	size_t			 i, live = 0;
+	int			 rc = 0, fd = -1;
+
+	if (n > STORE_BATCH_MAX) {
+		err_set(ERR_INVAL, "batch of %zu deliveries (limit %d)", n,
+		    STORE_BATCH_MAX);
+		return ERR_INVAL;
+	}
+	b.d = d;
+	b.n = n;
+	b.ops = xcalloc(n ? n : 1, sizeof(*b.ops));
+	b.written = xcalloc(n ? n : 1, sizeof(*b.written));
+	as = xcalloc(n ? n : 1, sizeof(*as));
+	paths = xcalloc(n ? n : 1, sizeof(*paths));
+	for (i = 0; i < n; i++) {
+		d[i].uidvalidity = d[i].uid = 0;
+		d[i].rc = st_batch_prepare(s, &b, i, &as[i], &paths[i]);
+		if (d[i].rc == ERR_EXISTS) {
+			d[i].uidvalidity = b.ops[i].uidvalidity;
+			d[i].uid = b.ops[i].uid;
+		}
+		if (d[i].rc == 0) {
+			b.written[i] = 1;
+			live++;
+		}
+	}
+	if (live > 0) {
+		/* one sync for every file and directory written above */
+		if ((fd = open(s->blobdir, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) == -1 || syncfs(fd) == -1) {
+			err_set(ERR_IO, "store syncfs: %s", strerror(errno));
+			rc = ERR_IO;
+		}
+		if (fd != -1)
+			close(fd);
+		if (rc == 0)
+			rc = store__write(s, st_batch_fn, &b);
+	}
+	for (i = 0; i < n; i++) {
+		if (!b.written[i])
+			continue;
+		if (rc < 0)
+			d[i].rc = rc;
+		if (d[i].rc < 0 && unlink(paths[i]) < 0)
+			log_warn("store unlink-failed blob=%s", paths[i]);
+	}
+	for (i = 0; i < n; i++) {
+		free(paths[i]);
+		store__ctx_done(&b.ops[i].c);
+	}
+	free(paths);
+	free(as);
+	free(b.written);
+	free(b.ops);
+	return rc < 0 ? rc : 0;
 }
 
 /* ------------------------------------------------------------ read */

@@ -247,7 +247,7 @@ msgfile_open(unsigned char **out, size_t *outlen, const char *user_id,
 int
 msgfile_write(const char *path, const char *user_id, const char *blob_id,
     const unsigned char *key, const void *msg, size_t len, int zlevel,
-    size_t msg_max)
+    size_t msg_max, int flags)
 {
 	unsigned char	*file = NULL;
 	size_t		 flen = 0;
@@ -256,7 +256,8 @@ msgfile_write(const char *path, const char *user_id, const char *blob_id,
 	if ((rc = msgfile_seal(&file, &flen, user_id, blob_id, key, msg, len,
 	    zlevel, msg_max)) < 0)
 		return rc;
-	rc = file_write_atomic(path, file, flen, 0600);
+	rc = (flags & MSGFILE_SYNC) ? file_write_atomic(path, file, flen,
+	    0600) : file_write_new(path, file, flen, 0600);
 	free(file);
 	return rc;
 }

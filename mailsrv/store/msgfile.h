@@ -46,9 +46,14 @@ int	msgfile_seal(unsigned char **, size_t *, const char *, const char *,
 int	msgfile_open(unsigned char **, size_t *, const char *, const char *,
 	    const unsigned char *, unsigned char *, size_t, size_t);
 
-/* Seal and write durably (tmp, fsync, rename, fsync dir), mode 0600. */
+/*
+ * Seal and write, mode 0600: durable (tmp, fsync, rename, fsync dir)
+ * with MSGFILE_SYNC, else a new file written but not synced (the caller
+ * syncs the filesystem once for a batch).
+ */
+#define MSGFILE_SYNC	0x01
 int	msgfile_write(const char *, const char *, const char *,
-	    const unsigned char *, const void *, size_t, int, size_t);
+	    const unsigned char *, const void *, size_t, int, size_t, int);
 /* Read a file and open it; a missing file is ERR_NOTFOUND. */
 int	msgfile_read(unsigned char **, size_t *, const char *, const char *,
 	    const char *, const unsigned char *, size_t);

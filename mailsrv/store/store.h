@@ -235,6 +235,31 @@ int	store_deliver_once(struct store *, const char *, const char *,
 	    const char *, uint32_t *, uint32_t *);
 
 /*
+ * Many deliveries at once (the queue runner's batches): each item as
+ * store_deliver_once() into the user's INBOX, but the message files are
+ * made durable with one syncfs and the index written in one
+ * transaction, so a batch costs about what one delivery does.  Each item
+ * gets its own result in rc: 0, ERR_EXISTS when its delivery id was used
+ * before (with the UID it got then), or the error store_deliver_once()
+ * would have given; when the shared sync or transaction fails, every item
+ * still pending gets that error.  When it returns, every item with rc 0
+ * is durable.  At most STORE_BATCH_MAX items.
+ */
+#define STORE_BATCH_MAX		256
+struct store_delivery {
+	const char		*addr;
+	const unsigned char	*dek;
+	const void		*msg;
+	size_t			 len;
+	int64_t			 internaldate;	/* 0: now */
+	const char		*dedup;		/* the delivery id */
+	int			 rc;		/* out */
+	uint32_t		 uidvalidity;	/* out */
+	uint32_t		 uid;		/* out */
+};
+int	store_deliver_many(struct store *, struct store_delivery *, size_t);
+
+/*
  * The message, byte-exact, in a buffer the caller frees (it is
  * plaintext: wipe it with xfreezero()).  ERR_PERM if the file does not
  * authenticate under dek (wrong key, altered, moved), ERR_IO if it is

@@ -183,6 +183,37 @@ fx_count_files(struct fx *fx, const char *sub)
 	return n;
 }
 
+/* Files in tmp/ other than the open queue's empty spares. */
+static size_t
+fx_count_tmp(struct fx *fx)
+{
+	size_t	n = fx_count_files(fx, "tmp");
+
+	return fx->q != NULL ? n - queue_spares(fx->q) : n;
+}
+
+/* The bytes of every file in tmp/. */
+static off_t
+fx_tmp_bytes(struct fx *fx)
+{
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	char		*p;
+	off_t		 n = 0;
+
+	xasprintf(&p, "%s/tmp", fx->dir);
+	d = opendir(p);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
+		    S_ISREG(st.st_mode))
+			n += st.st_size;
+	closedir(d);
+	free(p);
+	return n;
+}
+
 /* A two-recipient envelope (static strings; the queue copies). */
 static void
 env_init(struct queue_env *env, struct queue_rcpt *r)
@@ -393,6 +424,7 @@ test_mailsrv_queue__roundtrip(void **state)
 	unsigned char		*big;
 	char			 id0[QUEUE_ID_LEN + 1], id1[QUEUE_ID_LEN + 1];
 	char			 id2[QUEUE_ID_LEN + 1], id3[QUEUE_ID_LEN + 1];
+	char			 id4[QUEUE_ID_LEN + 1], id5[QUEUE_ID_LEN + 1];
 	size_t			 biglen = 1024 * 1024, i;
 
 	fx_open(fx);
@@ -406,6 +438,11 @@ test_mailsrv_queue__roundtrip(void **state)
 	assert_int_equal(commit_msg(fx, "Z", 1, &env, id1), 0);
 	assert_int_equal(commit_msg(fx, bin, sizeof(bin), &env, id2), 0);
 	assert_int_equal(commit_msg(fx, big, biglen, &env, id3), 0);
+	/* kept in memory up to 256 KiB, streamed to the file beyond */
+	assert_int_equal(commit_msg(fx, big, 256 * 1024, &env, id4), 0);
+	assert_int_equal(commit_msg(fx, big, 256 * 1024 + 1, &env, id5), 0);
+	assert_read(fx, id4, big, 256 * 1024);
+	assert_read(fx, id5, big, 256 * 1024 + 1);
 	assert_false(cb_inside);
 	assert_false(cb_off_loop);
 	assert_read(fx, id0, "", 0);
@@ -440,10 +477,10 @@ test_mailsrv_queue__roundtrip(void **state)
 
 	/* and after a reopen */
 	fx_reopen(fx);
-	assert_int_equal(queue_count(fx->q), 4);
+	assert_int_equal(queue_count(fx->q), 6);
 	assert_read(fx, id2, bin, sizeof(bin));
 	assert_read(fx, id3, big, biglen);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	free(big);
 }
 
@@ -637,7 +674,7 @@ group_commit(struct fx *fx, int mode)
 	}
 	assert_int_equal(queue_count(fx->q), MANY);
 	assert_int_equal(fx_count_files(fx, "msg"), MANY);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	free(d);
 }
 
@@ -736,11 +773,11 @@ test_mailsrv_queue__close_runs_callbacks(void **state)
 	/* an open writer aborted leaves nothing */
 	assert_int_equal(queue_writer_new(fx->q, &w), 0);
 	assert_int_equal(queue_writer_write(w, "x", 1), 0);
-	assert_int_equal(fx_count_files(fx, "tmp"), 1);
+	assert_int_equal(fx_count_tmp(fx), 1);
 	queue_writer_abort(&w);
 	assert_null(w);
 	queue_writer_abort(&w);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 }
 
 static void
@@ -758,9 +795,9 @@ test_mailsrv_queue__close_with_writer(void **state)
 	assert_int_equal(queue_writer_new(fx->q, &w), 0);
 	assert_int_equal(queue_writer_new(fx->q, &w2), 0);
 	assert_int_equal(queue_writer_write(w, "x", 1), 0);
-	assert_int_equal(fx_count_files(fx, "tmp"), 2);
+	assert_int_equal(fx_count_tmp(fx), 2);
 	queue_close(&fx->q);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	assert_int_equal(queue_writer_write(w, "y", 1), ERR_GENERIC);
 	assert_int_equal(queue_commit(&w, &env, commit_cb, &d), ERR_GENERIC);
 	assert_null(w);
@@ -798,7 +835,7 @@ test_mailsrv_queue__recovery(void **state)
 	free(p);
 
 	fx_open(fx);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	assert_false(fx_exists(fx, "msg", orphan));
 	assert_true(fx_exists(fx, "msg", "README"));
 	assert_int_equal(queue_count(fx->q), 1);
@@ -1027,13 +1064,21 @@ test_mailsrv_queue__remove(void **state)
 	struct queue_env	 env;
 	struct queue_rcpt	 r[2];
 	char			 id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1];
+	size_t			 nspare;
 
 	fx_open(fx);
 	env_init(&env, r);
 	assert_int_equal(commit_msg(fx, "one", 3, &env, id), 0);
 	assert_int_equal(commit_msg(fx, "two", 3, &env, id2), 0);
+	nspare = queue_spares(fx->q);
+	assert_true(nspare > 0);
 	assert_int_equal(queue_remove(fx->q, id), 0);
 	assert_false(fx_exists(fx, "msg", id));
+	/* its file is kept as a spare, emptied: no inode freed */
+	assert_int_equal(queue_spares(fx->q), nspare + 1);
+	assert_int_equal(fx_count_files(fx, "tmp"), nspare + 1);
+	assert_int_equal(fx_count_tmp(fx), 0);
+	assert_int_equal(fx_tmp_bytes(fx), 0);
 	assert_int_equal(queue_count(fx->q), 1);
 	assert_int_equal(queue_remove(fx->q, id), ERR_NOTFOUND);
 	assert_int_equal(queue_remove(fx->q, "nope"), ERR_INVAL);
@@ -1071,7 +1116,7 @@ test_mailsrv_queue__toobig(void **state)
 	assert_null(w);
 	event_base_loop(fx->base, EVLOOP_NONBLOCK);
 	assert_int_equal(d.calls, 0);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	/* the limit never rises above QUEUE_MSG_MAX */
 	queue_set_msg_max(fx->q, (uint64_t)QUEUE_MSG_MAX + 1000);
 	assert_int_equal(queue_writer_new(fx->q, &w), 0);
@@ -1117,7 +1162,7 @@ test_mailsrv_queue__bad_envelope(void **state)
 	assert_null(w);
 	event_base_loop(fx->base, EVLOOP_NONBLOCK);
 	assert_int_equal(d.calls, 0);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	assert_int_equal(queue_count(fx->q), 0);
 
 	/* UTF-8 addresses are fine (SMTPUTF8); the null sender too */
@@ -1435,7 +1480,7 @@ kill_round(struct fx *fx, unsigned seq0, unsigned delay_ms, size_t *ntmp,
 	*ntmp = fx_count_files(fx, "tmp");
 	*nmsg = fx_count_files(fx, "msg");
 	fx_open(fx);
-	assert_int_equal(fx_count_files(fx, "tmp"), 0);
+	assert_int_equal(fx_count_tmp(fx), 0);
 	assert_int_equal(fx_count_files(fx, "msg"), queue_count(fx->q));
 	for (i = 0; i + QUEUE_ID_LEN + 1 <= len; i += QUEUE_ID_LEN + 1) {
 		memcpy(id, buf + i, QUEUE_ID_LEN);

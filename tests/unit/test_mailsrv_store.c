@@ -341,6 +341,107 @@ test_mailsrv_store__deliver_once(void **state)
 	    "", &uv2, &uid2), ERR_INVAL);
 }
 
+/*
+ * A batch: each item its own result (a missing user, a repeated delivery
+ * id within the batch, the quota reached by the batch's own items), one
+ * file per stored message and none for the others.
+ */
+static void
+test_mailsrv_store__deliver_many(void **state)
+{
+	struct fx		*f = *state;
+	struct store_delivery	 d[6];
+	struct store_user	 u;
+	static const char *const msgs[] = { "one", "x", "two", "one",
+	    "12345678", "abcdefgh" };
+	static const char *const ids[] = { "b:0", "b:1", "b:2", "b:0", "b:4",
+	    "b:5" };
+	static const char *const who[] = { U1, U2, U1, U1, U1, U1 };
+	size_t			 i;
+
+	/* room for "one", "two" and one of the 8-byte messages */
+	assert_int_equal(store_user_set_quota(f->s, U1, 3 + 3 + 8), 0);
+	memset(d, 0, sizeof(d));
+	for (i = 0; i < nitems(d); i++) {
+		d[i].addr = who[i];
+		d[i].dek = dek1;
+		d[i].msg = msgs[i];
+		d[i].len = strlen(msgs[i]);
+		d[i].dedup = ids[i];
+	}
+	assert_int_equal(store_deliver_many(f->s, d, nitems(d)), 0);
+	assert_int_equal(d[0].rc, 0);
+	assert_int_equal(d[0].uid, 1);
+	assert_int_equal(d[1].rc, ERR_NOTFOUND);
+	assert_int_equal(d[2].rc, 0);
+	assert_int_equal(d[2].uid, 2);
+	assert_int_equal(d[3].rc, ERR_EXISTS);	/* b:0 again: uid 1 */
+	assert_int_equal(d[3].uid, 1);
+	assert_int_equal(d[3].uidvalidity, d[0].uidvalidity);
+	assert_int_equal(d[4].rc, 0);
+	assert_int_equal(d[4].uid, 3);
+	assert_int_equal(d[5].rc, ERR_TOOBIG);
+	read_eq(f, U1, NULL, 1, "one", 3);
+	read_eq(f, U1, NULL, 2, "two", 3);
+	read_eq(f, U1, NULL, 3, "12345678", 8);
+	assert_int_equal(blob_count(f), 3);
+	assert_int_equal(store_user_get(f->s, U1, &u), 0);
+	assert_int_equal(u.quota_used, 14);
+	store_user_clear(&u);
+
+	/* the same batch again: every delivery done already */
+	assert_int_equal(store_deliver_many(f->s, d, 3), 0);
+	assert_int_equal(d[0].rc, ERR_EXISTS);
+	assert_int_equal(d[0].uid, 1);
+	assert_int_equal(d[2].rc, ERR_EXISTS);
+	assert_int_equal(blob_count(f), 3);
+	/* a delivery id is required; the batch size is bounded */
+	d[0].dedup = NULL;
+	assert_int_equal(store_deliver_many(f->s, d, 1), 0);
+	assert_int_equal(d[0].rc, ERR_INVAL);
+	assert_int_equal(store_deliver_many(f->s, d, STORE_BATCH_MAX + 1),
+	    ERR_INVAL);
+	assert_int_equal(store_deliver_many(f->s, d, 0), 0);
+}
+
+/* One batch that outgrows a small map: the transaction is retried. */
+static void
+test_mailsrv_store__deliver_many_growth(void **state)
+{
+	struct fx		*f = *state;
+	struct store_opts	 o = { 16 * 1024, 256 * 1024 * 1024, -1, 0, 0 };
+	struct store		*s = NULL;
+	struct store_delivery	*d;
+	struct store_status	 st;
+	char			*dir, (*ids)[16];
+	size_t			 i;
+
+	xasprintf(&dir, "%s/small", f->dir);
+	assert_int_equal(store_open(&s, dir, &o), 0);
+	assert_int_equal(store_user_create(s, U1, "wrapped"), 0);
+	d = xcalloc(STORE_BATCH_MAX, sizeof(*d));
+	ids = xcalloc(STORE_BATCH_MAX, sizeof(*ids));
+	for (i = 0; i < STORE_BATCH_MAX; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "g:%zu", i);
+		d[i].addr = U1;
+		d[i].dek = dek1;
+		d[i].msg = "grow";
+		d[i].len = 4;
+		d[i].dedup = ids[i];
+	}
+	assert_int_equal(store_deliver_many(s, d, STORE_BATCH_MAX), 0);
+	for (i = 0; i < STORE_BATCH_MAX; i++) {
+		assert_int_equal(d[i].rc, 0);
+		assert_int_equal(d[i].uid, i + 1);
+	}
+	assert_int_equal(store_mailbox_status(s, U1, NULL, &st), 0);
+	assert_int_equal(st.messages, STORE_BATCH_MAX);
+	store_close(&s);
+	free(ids);
+	free(d);
+	free(dir);
+}
+
 static void
 test_mailsrv_store__no_plaintext(void **state)
 {
@@ -1435,6 +1536,8 @@ main(void)
 		T(test_mailsrv_store__users),
 		T(test_mailsrv_store__roundtrip),
 		T(test_mailsrv_store__deliver_once),
+		T(test_mailsrv_store__deliver_many),
+		T(test_mailsrv_store__deliver_many_growth),
 		T(test_mailsrv_store__no_plaintext),
 		T(test_mailsrv_store__wrong_dek),
 		T(test_mailsrv_store__moved_file),
