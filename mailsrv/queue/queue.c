@@ -643,7 +643,7 @@ queue_commit(struct queue_writer **wp, const struct queue_env *env,
 	tmp = *env;
 	memcpy(tmp.id, e->id, sizeof(tmp.id));
 	tmp.size = queue_writer_size(w);
-	if ((rc = queue__env_encode(&tmp, &e->rec, &e->reclen)) < 0)
+	if ((rc = queue__env_encode(&tmp, q->key, &e->rec, &e->reclen)) < 0)
 		goto fail;
 	if ((rc = queue__writer_failed(w)) < 0)
 		goto fail;
@@ -734,7 +734,8 @@ queue_get_fn(MDB_txn *txn, void *arg)
 	k.mv_size = QUEUE_ID_LEN;
 	if ((mrc = mdb_get(txn, a->q->dbi_env, &k, &v)) != 0)
 		return db_err(mrc, "queue envelope");
-	return queue__env_decode(&a->env, a->id, v.mv_data, v.mv_size);
+	return queue__env_decode(&a->env, a->id, a->q->key, v.mv_data,
+	    v.mv_size);
 }
 
 int
@@ -876,7 +877,7 @@ queue_upd_fn(MDB_txn *txn, void *arg)
 		return db_err(mrc, "queue envelope");
 	sv.mv_data = sk;
 	sv.mv_size = sizeof(sk);
-	if (queue__env_decode(&old, a->id, v.mv_data, v.mv_size) == 0) {
+	if (queue__env_decode(&old, a->id, q->key, v.mv_data, v.mv_size) == 0) {
 		queue__sched_key(sk, old->next_try, a->id);
 		queue_env_free(&old);
 		if ((mrc = mdb_del(txn, q->dbi_sched, &sv, NULL)) != 0 &&
@@ -955,7 +956,7 @@ queue_update(struct queue *q, const struct queue_env *env)
 	size_t			 reclen, i;
 	int			 rc, pending = 0;
 
-	if ((rc = queue__env_encode(env, &rec, &reclen)) < 0)
+	if ((rc = queue__env_encode(env, q->key, &rec, &reclen)) < 0)
 		return rc;
 	for (i = 0; i < env->nrcpts; i++)
 		if (env->rcpts[i].state == QUEUE_RCPT_PENDING)
@@ -1022,7 +1023,8 @@ queue_update_many(struct queue *q, struct queue_env *const *envs, size_t n,
 		m.a[i].q = q;
 		m.a[i].id = envs[i]->id;
 		m.a[i].next_try = envs[i]->next_try;
-		rc = queue__env_encode(envs[i], &recs[i], &m.a[i].reclen);
+		rc = queue__env_encode(envs[i], q->key, &recs[i],
+		    &m.a[i].reclen);
 		for (j = 0; j < envs[i]->nrcpts; j++)
 			if (envs[i]->rcpts[j].state == QUEUE_RCPT_PENDING)
 				m.a[i].rec = recs[i];
@@ -1082,7 +1084,8 @@ queue_list_fn(MDB_txn *txn, void *arg)
 			continue;
 		memcpy(id, k.mv_data, QUEUE_ID_LEN);
 		id[QUEUE_ID_LEN] = '\0';
-		if (queue__env_decode(&env, id, v.mv_data, v.mv_size) < 0) {
+		if (queue__env_decode(&env, id, a->q->key, v.mv_data,
+		    v.mv_size) < 0) {
 			log_warnx("queue list: %s", err_msg());
 			continue;
 		}
@@ -1244,7 +1247,7 @@ queue_open(struct queue **out, struct event_base *base, const char *dir,
 		fatalx("queue: pthread_mutex_init: %s", strerror(rc));
 	if ((rc = queue_open_dirs(q)) < 0 || (rc = queue_open_index(q)) < 0 ||
 	    (rc = queue__recover(q->db, q->dbi_env, q->dbi_sched, q->dirfd,
-	    q->tmpfd, q->msgfd, &n)) < 0 ||
+	    q->tmpfd, q->msgfd, q->key, &n)) < 0 ||
 	    (rc = worker_pool_new(&q->pool, base, 1, Q_WORKER_QUEUE)) < 0)
 		goto fail;
 	if ((q->kick = event_new(base, -1, 0, queue_kick_cb, q)) == NULL) {

@@ -230,12 +230,17 @@ void	queue__writer_release(struct queue_writer *);
 int	queue__writer_failed(const struct queue_writer *);
 int	queue__file_read(int, const char *, const unsigned char *, uint64_t,
 	    unsigned char **, size_t *);
-int	queue__env_encode(const struct queue_env *, char **, size_t *);
-int	queue__env_decode(struct queue_env **, const char *, const void *,
-	    size_t);
+int	queue__env_encode(const struct queue_env *, const unsigned char *,
+	    char **, size_t *);
+/* ERR_PERM: a sealed record that does not authenticate (key, id). */
+int	queue__env_decode(struct queue_env **, const char *,
+	    const unsigned char *, const void *, size_t);
+int	queue__env_decode_legacy(struct queue_env **, const char *,
+	    const void *, size_t);
+int	queue__env_encode_json(const struct queue_env *, char **, size_t *);
 json_t	*queue__env_json(const struct queue_env *);
 void	queue__sched_key(unsigned char *, int64_t, const char *);
 int	queue__recover(struct db_env *, unsigned, unsigned, int, int, int,
-	    size_t *);
+	    const unsigned char *, size_t *);
 
 #endif

@@ -2,7 +2,8 @@
  * queue_env.c -- the queue envelope: checks, JSON encoding, decoding.
  *
  * Purpose: turn a struct queue_env into the versioned JSON record kept
- * in the queue index (and shown by queue_list), and back.
+ * in the queue index, sealed with the queue key, and back; the JSON
+ * alone for queue_list.
  * Runs in: mailsrv, any thread (no shared state).
  * Failure policy: ERR_INVAL for an envelope the caller built wrong
  * (limits, missing fields, strings that are not UTF-8), ERR_TOOBIG for
@@ -17,6 +18,13 @@
  * "next_try", "attempts", "size" (integers), "rcpts": [{"addr",
  * "orcpt"?, "notify", "local", "dept"?, "state", "status"?}]}; a member
  * marked ? is absent when the field is NULL.
+ *
+ * Stored (sealed) record: "AQE1" | 12-byte random nonce | AES-256-GCM
+ * ciphertext of the JSON | 16-byte tag, under the queue key, with AAD
+ * "amanat-queue-env-v1" NUL | id: addresses, HELO names and client
+ * addresses are not readable on disk, and a record cannot be altered or
+ * moved to another id.  Records of older versions were the JSON alone:
+ * queue__env_decode_legacy() reads them once, for recovery to seal them.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -24,6 +32,8 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -31,6 +41,11 @@
 #include "mailsrv/queue/queue.h"
 
 #define QE_VERSION	1
+#define QE_MAGIC	"AQE1"
+#define QE_NONCE_LEN	12
+#define QE_TAG_LEN	16
+#define QE_SEAL_OVER	(4 + QE_NONCE_LEN + QE_TAG_LEN)
+#define QE_AAD_PREFIX	"amanat-queue-env-v1"	/* + its NUL */
 /* HELO, peer, auth, ENVID, department and status strings. */
 #define QE_STR_MAX	1024
 /* A stored record; 10000 recipients with every field full fit. */
@@ -171,8 +186,8 @@ fail:
 	return NULL;
 }
 
-int
-queue__env_encode(const struct queue_env *env, char **out, size_t *outlen)
+static int
+qe_encode_json(const struct queue_env *env, char **out, size_t *outlen)
 {
 	json_t	*o;
 	char	*s;
@@ -312,8 +327,8 @@ qe_decode_fields(json_t *o, struct queue_env *env)
  * Decode the stored record of id.  ERR_IO (with the id in the message)
  * if it is not a well-formed v1 record of that id.
  */
-int
-queue__env_decode(struct queue_env **out, const char *id, const void *data,
+static int
+qe_decode_json(struct queue_env **out, const char *id, const void *data,
     size_t len)
 {
 	struct queue_env	*env = NULL;
@@ -381,4 +396,119 @@ queue_env_free(struct queue_env **p)
 	free(env->envid);
 	free(env);
 	*p = NULL;
+}
+
+/* AES-256-GCM over len bytes from in to out, AAD prefix | id. */
+static int
+qe_gcm(int enc, const unsigned char *key, const char *id,
+    const unsigned char *nonce, const unsigned char *in, size_t len,
+    unsigned char *out, unsigned char *tag)
+{
+	static const char	 prefix[] = QE_AAD_PREFIX;
+	EVP_CIPHER_CTX		*ctx;
+	int			 outl, ok;
+
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		fatalx("queue: EVP_CIPHER_CTX_new");
+	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
+	    enc) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, QE_NONCE_LEN,
+	    NULL) == 1 &&
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) == 1 &&
+	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)prefix,
+	    sizeof(prefix)) == 1 &&
+	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)id,
+	    QUEUE_ID_LEN) == 1 &&
+	    (len == 0 || (EVP_CipherUpdate(ctx, out, &outl, in, (int)len) ==
+	    1 && (size_t)outl == len));
+	if (ok && enc)
+		ok = EVP_CipherFinal_ex(ctx, out + len, &outl) == 1 &&
+		    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, QE_TAG_LEN,
+		    tag) == 1;
+	else if (ok)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, QE_TAG_LEN,
+		    tag) == 1 && EVP_CipherFinal_ex(ctx, out + len, &outl) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+int
+queue__env_encode(const struct queue_env *env, const unsigned char *key,
+    char **out, size_t *outlen)
+{
+	unsigned char	*rec;
+	char		*json;
+	size_t		 len;
+	int		 rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = qe_encode_json(env, &json, &len)) < 0)
+		return rc;
+	rec = xmalloc(len + QE_SEAL_OVER);
+	memcpy(rec, QE_MAGIC, 4);
+	if (RAND_bytes(rec + 4, QE_NONCE_LEN) != 1 ||
+	    qe_gcm(1, key, env->id, rec + 4, (unsigned char *)json, len,
+	    rec + 4 + QE_NONCE_LEN, rec + 4 + QE_NONCE_LEN + len) < 0) {
+		xfreezero(json, len);
+		free(rec);
+		err_set(ERR_GENERIC, "queue envelope: sealing failed");
+		return ERR_GENERIC;
+	}
+	xfreezero(json, len);
+	*out = (char *)rec;
+	*outlen = len + QE_SEAL_OVER;
+	return 0;
+}
+
+int
+queue__env_decode(struct queue_env **out, const char *id,
+    const unsigned char *key, const void *data, size_t len)
+{
+	const unsigned char	*p = data;
+	unsigned char		*json, tag[QE_TAG_LEN];
+	size_t			 n;
+	int			 rc;
+
+	*out = NULL;
+	if (len < QE_SEAL_OVER || len - QE_SEAL_OVER > QE_JSON_MAX ||
+	    memcmp(p, QE_MAGIC, 4) != 0 || !queue_id_ok(id)) {
+		err_set(ERR_IO, "queue envelope %s: not a sealed record",
+		    queue_id_ok(id) ? id : "(bad id)");
+		return ERR_IO;
+	}
+	n = len - QE_SEAL_OVER;
+	memcpy(tag, p + 4 + QE_NONCE_LEN + n, QE_TAG_LEN);
+	json = xmalloc(n + 1);
+	if (qe_gcm(0, key, id, p + 4, p + 4 + QE_NONCE_LEN, n, json,
+	    tag) < 0) {
+		xfreezero(json, n + 1);
+		err_set(ERR_PERM, "queue envelope %s: does not authenticate",
+		    id);
+		return ERR_PERM;
+	}
+	rc = qe_decode_json(out, id, json, n);
+	xfreezero(json, n + 1);
+	return rc;
+}
+
+int
+queue__env_decode_legacy(struct queue_env **out, const char *id,
+    const void *data, size_t len)
+{
+	*out = NULL;
+	if (len == 0 || ((const char *)data)[0] != '{') {
+		err_set(ERR_IO, "queue envelope %s: not a JSON record",
+		    queue_id_ok(id) ? id : "(bad id)");
+		return ERR_IO;
+	}
+	return qe_decode_json(out, id, data, len);
+}
+
+/* The JSON record alone (tests). */
+int
+queue__env_encode_json(const struct queue_env *env, char **out,
+    size_t *outlen)
+{
+	return qe_encode_json(env, out, outlen);
 }

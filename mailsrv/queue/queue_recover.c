@@ -10,7 +10,9 @@
  *	   schedule gets exactly one entry per envelope (be64 next_try |
  *	   id), stale or malformed entries are deleted;
  *	3. a msg/ file without an envelope (crash between rename and index
- *	   commit, or between an index removal and the unlink) is removed.
+ *	   commit, or between an index removal and the unlink) is removed;
+ *	4. an envelope of an older version (JSON not sealed) is sealed
+ *	   with the queue key (in the step 2 transaction).
  * Runs in: mailsrv, inside queue_open(), before the batch thread starts
  * (nothing else touches the queue yet).
  * Failure policy: negative enum err with err_set(): queue_open() fails
@@ -45,12 +47,15 @@ enum qr_op {
 	QR_DEL_ENV,
 	QR_DEL_SCHED,
 	QR_PUT_SCHED,
+	QR_PUT_ENV,	/* val: the envelope sealed */
 };
 
 struct qr_fix {
 	int		 op;
 	size_t		 len;
 	unsigned char	*key;
+	char		*val;		/* QR_PUT_ENV */
+	size_t		 vlen;
 };
 
 typedef char	qr_id[QUEUE_ID_LEN + 1];
@@ -62,6 +67,10 @@ struct qr {
 	int		 dirfd;
 	int		 tmpfd;
 	int		 msgfd;
+	const unsigned char *qkey;	/* the queue key */
+	size_t		 resealed;
+	size_t		 sealed_ok;	/* envelopes that authenticate */
+	size_t		 sealed_bad;	/* sealed ones that do not */
 
 	struct qr_fix	*fix;		/* index repairs */
 	size_t		 nfix;
@@ -82,6 +91,8 @@ qr_add_fix(struct qr *r, int op, const void *key, size_t len)
 	r->fix[r->nfix].op = op;
 	r->fix[r->nfix].len = len;
 	r->fix[r->nfix].key = xmemdup(key, len);
+	r->fix[r->nfix].val = NULL;
+	r->fix[r->nfix].vlen = 0;
 	r->nfix++;
 }
 
@@ -99,8 +110,10 @@ qr_free(struct qr *r)
 {
 	size_t	i;
 
-	for (i = 0; i < r->nfix; i++)
+	for (i = 0; i < r->nfix; i++) {
 		free(r->fix[i].key);
+		free(r->fix[i].val);
+	}
 	free(r->fix);
 	free(r->corrupt);
 	free(r->orphans);
@@ -162,6 +175,30 @@ qr_keycmp(const void *a, const void *b)
 	return memcmp(a, b, QR_SCHED_KEY);
 }
 
+/*
+ * A record that is not sealed: an envelope of an older version (plain
+ * JSON) is decoded and its sealed form queued as a repair.
+ */
+static int
+qr_reseal(struct qr *r, const char *id, const MDB_val *v,
+    struct queue_env **env)
+{
+	char	*rec;
+	size_t	 len;
+
+	if (queue__env_decode_legacy(env, id, v->mv_data, v->mv_size) < 0)
+		return -1;
+	if (queue__env_encode(*env, r->qkey, &rec, &len) < 0) {
+		queue_env_free(env);
+		return -1;
+	}
+	qr_add_fix(r, QR_PUT_ENV, id, QUEUE_ID_LEN);
+	r->fix[r->nfix - 1].val = rec;
+	r->fix[r->nfix - 1].vlen = len;
+	r->resealed++;
+	return 0;
+}
+
 /* One envelope record: keep (want its schedule key) or repair. */
 static void
 qr_check_env(struct qr *r, const MDB_val *k, const MDB_val *v)
@@ -169,6 +206,7 @@ qr_check_env(struct qr *r, const MDB_val *k, const MDB_val *v)
 	struct queue_env	*env;
 	struct stat		 st;
 	char			 id[QUEUE_ID_LEN + 1];
+	int			 rc;
 
 	if (k->mv_size != QUEUE_ID_LEN) {
 		log_warnx("queue recovery: index key of %zu bytes dropped",
@@ -183,7 +221,12 @@ qr_check_env(struct qr *r, const MDB_val *k, const MDB_val *v)
 		qr_add_fix(r, QR_DEL_ENV, k->mv_data, k->mv_size);
 		return;
 	}
-	if (queue__env_decode(&env, id, v->mv_data, v->mv_size) < 0) {
+	if ((rc = queue__env_decode(&env, id, r->qkey, v->mv_data,
+	    v->mv_size)) == 0)
+		r->sealed_ok++;
+	else if (rc == ERR_PERM)
+		r->sealed_bad++;
+	if (rc < 0 && (rc == ERR_PERM || qr_reseal(r, id, v, &env) < 0)) {
 		log_warnx("queue recovery id=%s: corrupt envelope dropped, "
 		    "file moved to corrupt/", id);
 		qr_add_id(&r->corrupt, &r->ncorrupt, id);
@@ -316,6 +359,11 @@ qr_fix_fn(MDB_txn *txn, void *arg)
 		case QR_DEL_SCHED:
 			mrc = mdb_del(txn, r->sched, &k, NULL);
 			break;
+		case QR_PUT_ENV:
+			v.mv_data = r->fix[i].val;
+			v.mv_size = r->fix[i].vlen;
+			mrc = mdb_put(txn, r->env, &k, &v, 0);
+			break;
 		default:
 			mrc = mdb_put(txn, r->sched, &k, &v, 0);
 			break;
@@ -386,7 +434,8 @@ qr_orphans(struct qr *r)
 
 int
 queue__recover(struct db_env *db, unsigned dbi_env, unsigned dbi_sched,
-    int dirfd, int tmpfd, int msgfd, size_t *nmsgs)
+    int dirfd, int tmpfd, int msgfd, const unsigned char *qkey,
+    size_t *nmsgs)
 {
 	struct qr	r;
 	size_t		ntmp = 0;
@@ -400,9 +449,21 @@ queue__recover(struct db_env *db, unsigned dbi_env, unsigned dbi_sched,
 	r.dirfd = dirfd;
 	r.tmpfd = tmpfd;
 	r.msgfd = msgfd;
+	r.qkey = qkey;
 	if ((rc = qr_tmp(&r, &ntmp)) < 0 ||
-	    (rc = db_read(db, qr_scan_fn, &r)) < 0 ||
-	    (rc = qr_quarantine(&r)) < 0)
+	    (rc = db_read(db, qr_scan_fn, &r)) < 0)
+		goto done;
+	/*
+	 * Not one envelope authenticates: the key is wrong, not the queue.
+	 * Change nothing (a right key reads it all again).
+	 */
+	if (r.sealed_bad > 0 && r.sealed_ok == 0) {
+		err_set(ERR_PERM, "queue: the queue key opens none of its "
+		    "%zu envelopes (wrong key?)", r.sealed_bad);
+		rc = ERR_PERM;
+		goto done;
+	}
+	if ((rc = qr_quarantine(&r)) < 0)
 		goto done;
 	if (r.nfix > 0 && (rc = db_write(db, qr_fix_fn, &r)) < 0)
 		goto done;
@@ -411,8 +472,9 @@ queue__recover(struct db_env *db, unsigned dbi_env, unsigned dbi_sched,
 		goto done;
 	*nmsgs = r.nwant;
 	log_info("queue recovered messages=%zu tmp_removed=%zu "
-	    "orphans_removed=%zu corrupt=%zu missing=%zu index_fixes=%zu",
-	    r.nwant, ntmp, r.norphans, r.ncorrupt, r.missing, r.nfix);
+	    "orphans_removed=%zu corrupt=%zu missing=%zu resealed=%zu "
+	    "index_fixes=%zu",
+	    r.nwant, ntmp, r.norphans, r.ncorrupt, r.missing, r.resealed, r.nfix);
 done:
 	qr_free(&r);
 	return rc;

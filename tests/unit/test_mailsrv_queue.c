@@ -388,6 +388,56 @@ test_mailsrv_queue__id_ok(void **state)
 	}
 }
 
+static const unsigned char tkey[QUEUE_KEY_LEN] = { 0x42, 0x17 };
+
+/*
+ * Envelopes are sealed: no address in the record, bound to the key and
+ * to their id, altered bytes refused.
+ */
+static void
+test_mailsrv_queue__env_sealed(void **state)
+{
+	struct queue_env	 env, *got = NULL;
+	struct queue_rcpt	 r[2];
+	unsigned char		 other[QUEUE_KEY_LEN] = { 0x43 };
+	char			*p = NULL;
+	size_t			 n = 0, i;
+
+	(void)state;
+	env_init(&env, r);
+	memcpy(env.id, "00000001aaaaaaaaaaaa", QUEUE_ID_LEN + 1);
+	assert_int_equal(queue__env_encode(&env, tkey, &p, &n), 0);
+	assert_null(memmem(p, n, env.sender, strlen(env.sender)));
+	assert_null(memmem(p, n, r[0].addr, strlen(r[0].addr)));
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n), 0);
+	assert_string_equal(got->sender, env.sender);
+	queue_env_free(&got);
+	assert_int_equal(queue__env_decode(&got, env.id, other, p, n),
+	    ERR_PERM);
+	assert_int_equal(queue__env_decode(&got, "00000001aaaaaaaaaaab",
+	    tkey, p, n), ERR_PERM);
+	/* the magic fails the format check, anything else the tag */
+	for (i = 0; i < n; i++) {
+		p[i] ^= 0x01;
+		assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n),
+		    i < 4 ? ERR_IO : ERR_PERM);
+		assert_null(got);
+		p[i] ^= 0x01;
+	}
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n - 1),
+	    ERR_PERM);
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, 3),
+	    ERR_IO);
+	free(p);
+	/* the plain JSON of older versions is not accepted as sealed */
+	assert_int_equal(queue__env_encode_json(&env, &p, &n), 0);
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n),
+	    ERR_IO);
+	assert_int_equal(queue__env_decode_legacy(&got, env.id, p, n), 0);
+	queue_env_free(&got);
+	free(p);
+}
+
 /* The per-recipient "delay report sent" mark survives encoding. */
 static void
 test_mailsrv_queue__delayed_mark(void **state)
@@ -399,15 +449,17 @@ test_mailsrv_queue__delayed_mark(void **state)
 
 	env_init(&env, r);
 	memcpy(env.id, "00000001aaaaaaaaaaaa", QUEUE_ID_LEN + 1);
-	assert_int_equal(queue__env_encode(&env, &p, &n), 0);
+	assert_int_equal(queue__env_encode_json(&env, &p, &n), 0);
 	assert_null(strstr(p, "delayed"));	/* absent when unset */
-	assert_int_equal(queue__env_decode(&got, env.id, p, n), 0);
+	free(p);
+	assert_int_equal(queue__env_encode(&env, tkey, &p, &n), 0);
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n), 0);
 	assert_int_equal(got->rcpts[1].delayed, 0);
 	queue_env_free(&got);
 	free(p);
 	r[1].delayed = 1;
-	assert_int_equal(queue__env_encode(&env, &p, &n), 0);
-	assert_int_equal(queue__env_decode(&got, env.id, p, n), 0);
+	assert_int_equal(queue__env_encode(&env, tkey, &p, &n), 0);
+	assert_int_equal(queue__env_decode(&got, env.id, tkey, p, n), 0);
 	assert_int_equal(got->rcpts[0].delayed, 0);
 	assert_int_equal(got->rcpts[1].delayed, 1);
 	queue_env_free(&got);
@@ -546,8 +598,13 @@ test_mailsrv_queue__no_plaintext(void **state)
 	/* compressed then encrypted: neither the marker nor a line */
 	assert_false(grep_tree(fx->dir, MARKER));
 	assert_false(grep_tree(fx->dir, "line 1 AMANAT"));
+	/* nor the envelope's addresses (sealed envelope records) */
+	assert_false(grep_tree(fx->dir, env.sender));
+	assert_false(grep_tree(fx->dir, r[0].addr));
+	assert_false(grep_tree(fx->dir, r[1].addr));
 	fx_reopen(fx);
 	assert_false(grep_tree(fx->dir, MARKER));
+	assert_false(grep_tree(fx->dir, r[0].addr));
 	assert_read(fx, id, msg, len);
 	free(msg);
 }
@@ -606,33 +663,6 @@ test_mailsrv_queue__tamper(void **state)
 	    &outlen), ERR_NOTFOUND);
 	free(file);
 	free(path);
-}
-
-static void
-test_mailsrv_queue__wrong_key(void **state)
-{
-	struct fx		*fx = *state;
-	struct queue_env	 env, *got;
-	struct queue_rcpt	 r[2];
-	unsigned char		*out;
-	char			 id[QUEUE_ID_LEN + 1];
-	size_t			 outlen;
-
-	fx_open(fx);
-	env_init(&env, r);
-	assert_int_equal(commit_msg(fx, "hello", 5, &env, id), 0);
-	queue_close(&fx->q);
-	fx->key[7] ^= 0x80;
-	fx_open(fx);
-	assert_int_equal(queue_read(fx->q, id, &out, &outlen), ERR_PERM);
-	assert_null(out);
-	/* the envelope is still there: the right key reads it again */
-	assert_int_equal(queue_get(fx->q, id, &got), 0);
-	queue_env_free(&got);
-	queue_close(&fx->q);
-	fx->key[7] ^= 0x80;
-	fx_open(fx);
-	assert_read(fx, id, "hello", 5);
 }
 
 /* MANY commits in one loop turn, sync mode given. */
@@ -916,7 +946,7 @@ test_mailsrv_queue__recovery_index(void **state)
 	free(p);
 	/* an envelope whose file is gone */
 	memcpy(env.id, gone, sizeof(env.id));
-	assert_int_equal(queue__env_encode(&env, &p, &n), 0);
+	assert_int_equal(queue__env_encode(&env, fx->key, &p, &n), 0);
 	raw_put(fx, "env", gone, QUEUE_ID_LEN, p, n);
 	free(p);
 	/* records that are not v1 envelopes of their key */
@@ -948,6 +978,91 @@ test_mailsrv_queue__recovery_index(void **state)
 	assert_int_equal(json_array_size(list), 2);
 	json_decref(list);
 	assert_read(fx, id, "good", 4);
+}
+
+/* An envelope of an older version (JSON, not sealed) is sealed at open. */
+static void
+test_mailsrv_queue__env_legacy(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env, *got = NULL;
+	struct queue_rcpt	 r[2];
+	char			 id[QUEUE_ID_LEN + 1], *p;
+	size_t			 n;
+
+	fx_open(fx);
+	env_init(&env, r);
+	assert_int_equal(commit_msg(fx, "old", 3, &env, id), 0);
+	queue_close(&fx->q);
+	memcpy(env.id, id, sizeof(env.id));
+	assert_int_equal(queue__env_encode_json(&env, &p, &n), 0);
+	raw_put(fx, "env", id, QUEUE_ID_LEN, p, n);
+	free(p);
+	fx_open(fx);
+	assert_int_equal(queue_count(fx->q), 1);
+	assert_int_equal(queue_get(fx->q, id, &got), 0);
+	assert_string_equal(got->sender, env.sender);
+	queue_env_free(&got);
+	assert_read(fx, id, "old", 3);
+	/* stored sealed now: a second open reads it without the fallback */
+	fx_reopen(fx);
+	assert_int_equal(queue_get(fx->q, id, &got), 0);
+	queue_env_free(&got);
+	assert_int_equal(queue_remove(fx->q, id), 0);
+}
+
+static void
+test_mailsrv_queue__wrong_key(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env, *got;
+	struct queue_rcpt	 r[2];
+	unsigned char		*out, *file;
+	char			 id[QUEUE_ID_LEN + 1], id2[QUEUE_ID_LEN + 1];
+	char			*p, *p2;
+	size_t			 outlen, len;
+
+	fx_open(fx);
+	env_init(&env, r);
+	assert_int_equal(commit_msg(fx, "hello", 5, &env, id), 0);
+	queue_close(&fx->q);
+	fx->key[7] ^= 0x80;
+	/* no envelope opens: the queue refuses to open, changing nothing */
+	assert_int_equal(queue_open(&fx->q, fx->base, fx->dir, fx->key),
+	    ERR_PERM);
+	assert_null(fx->q);
+	assert_true(fx_exists(fx, "msg", id));
+	fx->key[7] ^= 0x80;
+	fx_open(fx);
+	assert_int_equal(queue_get(fx->q, id, &got), 0);
+	queue_env_free(&got);
+	assert_read(fx, id, "hello", 5);
+	/* the message file under another key: ERR_PERM, never returned */
+	assert_int_equal(commit_msg(fx, "other", 5, &env, id2), 0);
+	queue_close(&fx->q);
+	p = fx_path(fx, "msg", id2);
+	p2 = fx_path(fx, "msg", id);
+	file = read_file(p, &len);
+	write_file(p2, file, len);
+	free(file);
+	free(p);
+	free(p2);
+	fx_open(fx);
+	assert_int_equal(queue_read(fx->q, id, &out, &outlen), ERR_PERM);
+	assert_null(out);
+	/* one envelope sealed under another key, the other fine: only
+	 * that one is set aside */
+	queue_close(&fx->q);
+	fx->key[7] ^= 0x80;
+	memcpy(env.id, id, sizeof(env.id));
+	assert_int_equal(queue__env_encode(&env, fx->key, &p, &len), 0);
+	fx->key[7] ^= 0x80;
+	raw_put(fx, "env", id, QUEUE_ID_LEN, p, len);
+	free(p);
+	fx_open(fx);
+	assert_int_equal(queue_count(fx->q), 1);
+	assert_true(fx_exists(fx, "corrupt", id));
+	assert_read(fx, id2, "other", 5);
 }
 
 static void
@@ -1519,6 +1634,8 @@ main(void)
 		T(test_mailsrv_queue__id_ok),
 		T(test_mailsrv_queue__roundtrip),
 		T(test_mailsrv_queue__delayed_mark),
+		cmocka_unit_test(test_mailsrv_queue__env_sealed),
+		T(test_mailsrv_queue__env_legacy),
 		T(test_mailsrv_queue__no_plaintext),
 		T(test_mailsrv_queue__tamper),
 		T(test_mailsrv_queue__wrong_key),
