@@ -21,7 +21,8 @@ stop_pid() {
 
 # cleanup_mailsrv: stop the throw-away node's daemons, remove (or keep)
 # its directory.
-cleanup_mailsrv() {
+# stop_mailsrv: stop the node's daemons, keep its files.
+stop_mailsrv() {
 	if [ -n "$ms_pid" ]; then
 		stop_pid "$ms_pid" mailsrv
 		ms_pid=""
@@ -30,6 +31,10 @@ cleanup_mailsrv() {
 		stop_pid "$ks_pid" keyservice
 		ks_pid=""
 	fi
+}
+
+cleanup_mailsrv() {
+	stop_mailsrv
 	if [ -n "$tmp" ] && [ -n "$keep" ]; then
 		echo "bench: kept $tmp" >&2
 		tmp=""
