@@ -17,7 +17,8 @@
  * Remote recipients go out through relay.c, one session per domain: over
  * its [mailsrv] relay_routes route if it has one, else to its mail
  * exchangers found in DNS (mx.c: MX, else the implicit MX, then A/AAAA;
- * port relay_port), tried in order until one greets.  A domain that does
+ * port relay_port), tried in order (relay.c: the next takes over from
+ * one that fails before any recipient had an answer).  A domain that does
  * not exist (5.1.2), has a null MX (5.1.10) or whose exchangers have no
  * address (5.4.4) fails its recipients; a DNS failure or timeout defers
  * them (4.4.3).

@@ -4,11 +4,14 @@
  * the domain's mail exchangers found in DNS (mx.c, via delivery.c).
  *
  * The caller gives an ordered list of targets (one for a route; the MX
- * candidates, best first, otherwise).  A target that refuses the
- * connection, times out (RELAY_CONNECT_SEC to connect), closes before
- * its greeting or greets with other than 220 passes the turn to the
- * next one (RFC 5321 5.1); once a server has greeted with 220 the
- * session's outcome is final for this attempt.
+ * candidates, best first, otherwise).  A target that fails before any
+ * part of the transaction was answered passes the turn to the next one
+ * (RFC 5321 5.1, as Postfix does): it refuses the connection, times out
+ * (RELAY_CONNECT_SEC to connect), closes, greets with other than 220,
+ * answers EHLO or MAIL with a 4xx, does not offer STARTTLS where TLS is
+ * required, or its TLS handshake or certificate fails.  A 5xx to MAIL
+ * is the answer for the recipients; once a recipient has had an answer
+ * the session's outcome is final for this attempt (no second copy).
  *
  * One relay session per (message, domain): connect, EHLO, STARTTLS
  * (mandatory and verified for relay_tls_domains, opportunistic
@@ -91,6 +94,14 @@ struct relay {
 
 static void	relay_finish(struct relay *, const char *);
 static int	relay_try_next(struct relay *, const char *);
+
+/* Relay failed: the next target if it may take over, else finish. */
+static void
+relay_fail(struct relay *rl, const char *why)
+{
+	if (!relay_try_next(rl, why))
+		relay_finish(rl, why);
+}
 
 /* "host:port", or "host[addr]:port" when DNS gave the address. */
 static const char *
@@ -278,7 +289,7 @@ relay_reply(struct relay *rl, int code, const char *text)
 			relay_send(rl, "STARTTLS");
 			rl->state = R_STARTTLS;
 		} else if (rl->state == R_EHLO && rl->tls_required) {
-			relay_finish(rl, "4.7.5 TLS required but not offered");
+			relay_fail(rl, "4.7.5 TLS required but not offered");
 			return;
 		} else if (rl->env->smtputf8 && !rl->has_utf8) {
 			/* RFC 6531 3.4: cannot be downgraded here */
@@ -303,7 +314,7 @@ relay_reply(struct relay *rl, int code, const char *text)
 		evbuffer_drain(bufferevent_get_input(rl->bev),
 		    evbuffer_get_length(bufferevent_get_input(rl->bev)));
 		if (relay_starttls(rl) < 0) {
-			relay_finish(rl, "4.7.5 TLS setup failed");
+			relay_fail(rl, "4.7.5 TLS setup failed");
 			return;
 		}
 		bufferevent_setcb(rl->bev, relay_readcb, NULL, relay_eventcb,
@@ -361,6 +372,10 @@ relay_reply(struct relay *rl, int code, const char *text)
 	}
 	return;
 bad:
+	/* a temporary refusal before the recipients: another MX may not */
+	if ((code / 100 != 5 || rl->state == R_STARTTLS) &&
+	    relay_try_next(rl, text))
+		return;
 	if (code / 100 == 5 && rl->state != R_STARTTLS) {
 		for (i = 0; i < rl->nrcpts; i++)
 			if (rl->res[i].state == QUEUE_RCPT_PENDING &&
@@ -455,8 +470,7 @@ relay_eventcb(struct bufferevent *bev, short what, void *arg)
 	} else
 		snprintf(why, sizeof(why), "4.4.1 connection to %s failed",
 		    relay_peer(rl, peer, sizeof(peer)));
-	if (!relay_try_next(rl, why))
-		relay_finish(rl, why);
+	relay_fail(rl, why);
 }
 
 static void
@@ -561,21 +575,21 @@ relay_connect(struct relay *rl)
 	    rl->addr[0] != '\0' ? rl->addr : rl->host, rl->port) < 0) {
 		snprintf(why, sizeof(why), "4.4.1 cannot connect to %s",
 		    relay_peer(rl, peer, sizeof(peer)));
-		if (!relay_try_next(rl, why))
-			relay_finish(rl, why);
+		relay_fail(rl, why);
 	}
 }
 
 /*
- * The current target failed before greeting with 220: 1 if the next one
- * is being tried, 0 if there is none (the caller finishes).
+ * The current target failed before any recipient had an answer (up to
+ * the reply to MAIL): 1 if the next one is being tried, 0 if there is
+ * none or it is too late (the caller finishes).
  */
 static int
 relay_try_next(struct relay *rl, const char *why)
 {
 	char	peer[RELAY_PEER_MAX];
 
-	if (rl->state != R_GREETING || rl->cur + 1 >= rl->ntargets)
+	if (rl->state > R_MAIL || rl->cur + 1 >= rl->ntargets)
 		return 0;
 	log_info("relay target failed host=%s reason=\"%s\" next=%zu/%zu",
 	    relay_peer(rl, peer, sizeof(peer)), why, rl->cur + 2,
@@ -584,6 +598,10 @@ relay_try_next(struct relay *rl, const char *why)
 		bufferevent_free(rl->bev);
 	rl->bev = NULL;
 	buf_reset(&rl->reply);
+	rl->has_dsn = rl->has_size = rl->has_starttls = 0;
+	rl->has_8bit = rl->has_utf8 = 0;
+	rl->accepted = 0;
+	rl->next_rcpt = 0;
 	rl->cur++;
 	relay_connect(rl);
 	return 1;

@@ -20,6 +20,10 @@ Acceptance:
     against its name, the message is in bea's INBOX at B;
   - the best MX refuses connections (on its IPv4 and IPv6 address): the
     next one gets the mail, once;
+  - the best MX greets with 220 but then answers EHLO with 421, does not
+    offer STARTTLS (TLS required) or presents a certificate that does
+    not verify: the next one gets the mail, once, and the first never
+    saw a MAIL command;
   - no MX, but an address: the domain itself is the MX (RFC 5321 5.1);
   - an MX host whose certificate does not name it (TLS required):
     deferred 4.7.5, nothing sent;
@@ -37,7 +41,9 @@ Run: /usr/bin/python3 -m pytest -q tests/e2e/test_smtp_mx.py
 """
 import re
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 
@@ -54,6 +60,8 @@ BEA = "bea@" + B_DOMAIN
 MX_NAME = "mx." + B_DOMAIN          # B's certificate names it
 WRONG_DOMAIN = "wrongname.example"  # its MX is not in B's certificate
 DOWN_V4 = "127.0.0.3"               # nothing listens there: refused
+FLAKY_V4 = "127.0.0.2"              # FlakyMX listens there
+FLAKY_NAME = "flaky." + B_DOMAIN
 
 QTYPES = {1: "A", 15: "MX", 28: "AAAA"}
 
@@ -246,6 +254,89 @@ def query(port, name, qtype, tcp=False):
 
 # ---------------------------------------------------------------- nodes
 
+class FlakyMX:
+    """An SMTP server on FLAKY_V4 that greets with 220 and then fails the
+    way it is told: "ehlo-421" (421 to EHLO, then closes), "no-starttls"
+    (EHLO without STARTTLS), "bad-cert" (STARTTLS with a self-signed
+    certificate).  It records the commands it got."""
+
+    def __init__(self, port, mode, certdir):
+        self.mode = mode
+        self.commands = []
+        self.sessions = 0
+        self.ctx = None
+        if mode == "bad-cert":
+            key, crt = certdir / "flaky.key", certdir / "flaky.crt"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                            "-nodes", "-keyout", str(key), "-out", str(crt),
+                            "-days", "1", "-subj", "/CN=" + FLAKY_NAME,
+                            "-addext", "subjectAltName=DNS:" + FLAKY_NAME],
+                           check=True, capture_output=True)
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(crt), str(key))
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((FLAKY_V4, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.done = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.done:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.sessions += 1
+            try:
+                self.session(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rwb")
+        f.write(b"220 " + FLAKY_NAME.encode() + b" ESMTP\r\n")
+        f.flush()
+        for line in f:
+            cmd = line.strip().decode("ascii", "replace")
+            self.commands.append(cmd)
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO" and self.mode == "ehlo-421":
+                f.write(b"421 4.3.2 going away\r\n")
+                f.flush()
+                return
+            if verb == "EHLO":
+                f.write(b"250-" + FLAKY_NAME.encode() + b"\r\n")
+                if self.mode == "bad-cert":
+                    f.write(b"250-STARTTLS\r\n")
+                f.write(b"250 8BITMIME\r\n")
+            elif verb == "STARTTLS" and self.ctx is not None:
+                f.write(b"220 2.0.0 go ahead\r\n")
+                f.flush()
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+                tls.recv(1)     # the client gives up on the certificate
+                return
+            elif verb == "QUIT":
+                f.write(b"221 2.0.0 bye\r\n")
+                f.flush()
+                return
+            else:
+                f.write(b"503 5.5.1 not now\r\n")
+            f.flush()
+
+    def stop(self):
+        self.done = True
+        self.sock.close()
+        self.thread.join(5)
+
+
 def good_zone():
     """bnode.example: MX 20 backup (listed first), MX 10 mx."""
     return {
@@ -388,6 +479,48 @@ def test_best_mx_refuses_next_one_gets_the_mail(mx):
     assert [d[1] for d in deliveries(a, qid)] == ["sent"]
 
 
+@pytest.mark.parametrize("mode", ["ehlo-421", "no-starttls", "bad-cert"])
+def test_best_mx_fails_after_greeting_next_one_gets_the_mail(
+        mx, mode, tmp_path):
+    """The best MX (preference 5) greets with 220, then fails before any
+    recipient had an answer: 421 to EHLO, no STARTTLS for a domain that
+    requires TLS, or a certificate the node CA did not sign.  A passes
+    the turn to the next MX (preference 10), which takes the mail, once;
+    the flaky one never saw MAIL FROM."""
+    a, b = mx.a, mx.b
+    port = b.port("smtp")
+    flaky = FlakyMX(port, mode, tmp_path)
+    try:
+        zone = good_zone()
+        zone[B_DOMAIN]["MX"].append((5, FLAKY_NAME))
+        zone[FLAKY_NAME] = {"A": [FLAKY_V4]}
+        mx.dns.set_zone(zone)
+        mk = marker()
+        msg = message(mk, BEA)
+        after = mx.store_b.last_uid(BEA)
+        since = log_len(a)
+        qid = send(a, [BEA], msg)
+        (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
+        assert status.startswith("2.0.0"), status
+        assert connects(a, since) == [(FLAKY_NAME, str(port), FLAKY_V4),
+                                      (MX_NAME, str(port), "127.0.0.1")], \
+            a.log("mailsrv")[since:]
+        assert "relay target failed host=%s[%s]:%d" % (
+            FLAKY_NAME, FLAKY_V4, port) in a.log("mailsrv")[since:]
+        assert flaky.sessions == 1
+        assert flaky.commands and flaky.commands[0].startswith("EHLO ")
+        assert not [c for c in flaky.commands
+                    if c.upper().startswith(("MAIL", "RCPT", "DATA"))], \
+            flaky.commands
+        (_, stored), = mx.store_b.wait_for(BEA, mk.encode(), after)
+        assert stored.endswith(msg)
+        time.sleep(1.0)
+        assert len(mx.store_b.find(BEA, mk.encode(), after)) == 1
+        assert [d[1] for d in deliveries(a, qid)] == ["sent"]
+    finally:
+        flaky.stop()
+
+
 def test_no_mx_implicit_mx_is_the_domain(mx):
     """No MX records, but an A record: the domain is its own MX, and
     TLS is verified against the domain's name."""
@@ -514,3 +647,4 @@ def test_silent_dns_defers_after_dns_timeout(mx):
     assert time.monotonic() - t0 >= 0.9
     assert "mx lookup domain=silent.example result=tempfail" in \
         a.log("mailsrv")
+
