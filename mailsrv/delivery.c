@@ -54,6 +54,8 @@
 
 #define DELIVERY_TICK_SEC	1
 #define DELIVERY_INFLIGHT	64	/* messages being delivered */
+/* and their bytes (read into memory for the store and the relays) */
+#define DELIVERY_INFLIGHT_BYTES	(256 * 1024 * 1024)
 /*
  * The local part of deliveries runs in batches on one worker: one store
  * sync and transaction, one queue transaction for the messages of a
@@ -105,6 +107,7 @@ struct delivery_keyreq {
 
 static char	**inflight;
 static size_t	  ninflight;
+static uint64_t	  inflight_bytes;	/* of the jobs (not the holds) */
 /* Jobs ready for the next batch (loop thread), and whether one runs. */
 static struct delivery_job	**ready_jobs;
 static size_t			  nready_jobs;
@@ -156,6 +159,8 @@ delivery_job_free(struct delivery_job *j)
 		xfreezero(j->dsn2, j->dsn2len);
 	free(j->ready);
 	free(j->was);
+	if (j->env != NULL)
+		inflight_bytes -= j->env->size;
 	queue_env_free(&j->env);
 	j->ms->delivering--;
 	free(j);
@@ -794,7 +799,8 @@ delivery_submit(struct delivery_job *j)
 	delivery_batch_start(j->ms);
 }
 
-static void
+/* Start delivering id; -1 when it must wait for bytes in flight. */
+static int
 delivery_start_one(struct mailsrv *ms, const char *id)
 {
 	struct delivery_job	*j;
@@ -805,8 +811,15 @@ delivery_start_one(struct mailsrv *ms, const char *id)
 	if (queue_get(ms->queue, id, &j->env) < 0) {
 		log_warnx("delivery %s: %s", id, err_msg());
 		free(j);
-		return;
+		return 0;
 	}
+	if (ms->delivering > 0 && inflight_bytes + j->env->size >
+	    DELIVERY_INFLIGHT_BYTES) {
+		queue_env_free(&j->env);
+		free(j);
+		return -1;
+	}
+	inflight_bytes += j->env->size;
 	ms->delivering++;
 	inflight = xreallocarray(inflight, ninflight + 1, sizeof(*inflight));
 	inflight[ninflight++] = xstrdup(id);
@@ -822,6 +835,7 @@ delivery_start_one(struct mailsrv *ms, const char *id)
 		    j->env->rcpts[i].state == QUEUE_RCPT_PENDING)
 			delivery_key_fetch(j, i);
 	delivery_key_ready(j);
+	return 0;
 }
 
 static void
@@ -829,6 +843,7 @@ delivery_run(struct mailsrv *ms)
 {
 	char	**ids = NULL;
 	size_t	  n = 0, i;
+	int	  full = 0;
 
 	if (ms->queue == NULL || ms->store == NULL ||
 	    ms->delivering >= DELIVERY_INFLIGHT)
@@ -839,8 +854,9 @@ delivery_run(struct mailsrv *ms)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (ms->delivering < DELIVERY_INFLIGHT && !inflight_has(ids[i]))
-			delivery_start_one(ms, ids[i]);
+		if (!full && ms->delivering < DELIVERY_INFLIGHT &&
+		    !inflight_has(ids[i]) && delivery_start_one(ms, ids[i]) < 0)
+			full = 1;	/* a finished job starts more */
 		free(ids[i]);
 	}
 	free(ids);
