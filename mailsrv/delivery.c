@@ -561,6 +561,10 @@ delivery_done(void *arg)
 		    j->env->id, r->addr, r->state == QUEUE_RCPT_DELIVERED ?
 		    "sent" : r->state == QUEUE_RCPT_FAILED ? "failed" :
 		    "deferred", r->status ? r->status : "");
+		/* a new message: the user's IDLE sessions look now */
+		if (j->rc == 0 && r->local && r->state ==
+		    QUEUE_RCPT_DELIVERED && j->was[i] != QUEUE_RCPT_DELIVERED)
+			imap_notify_user(ms, r->addr);
 		if (j->rc == 0 && r->state != j->was[i] && ms->audit != NULL)
 			(void)auditsvc_record(ms->audit, j->env->sender, "",
 			    "", r->state == QUEUE_RCPT_FAILED ? "mail.bounce" :

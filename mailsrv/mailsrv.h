@@ -68,6 +68,11 @@ void	mailsrv_audit_stop(struct mailsrv *);
 int	smtp_server_start(struct mailsrv *);
 int	imap_server_start(struct mailsrv *);
 void	imap_server_stop(struct mailsrv *);
+/*
+ * The mailboxes of user addr changed (a delivery, another session): its
+ * sessions in IDLE look now instead of at the next poll.  Loop thread.
+ */
+void	imap_notify_user(struct mailsrv *, const char *);
 
 /* delivery.c: the queue runner (local delivery into the store). */
 int	delivery_start(struct mailsrv *);

@@ -44,8 +44,12 @@
 #define IMAP_USER_SESSIONS_MAX	32
 /* Commands per second of one session; more are slowed down, not refused. */
 #define IMAP_CMDS_PER_SEC	2000
-/* How often IDLE sessions look for changes (ms). */
-#define IMAP_IDLE_POLL_MS	200
+/*
+ * IDLE sessions hear of changes to their user's mailboxes when they are
+ * made (imap_notify_user, from delivery and from other sessions); this
+ * poll of every IDLE session is only the safety net (ms).
+ */
+#define IMAP_IDLE_POLL_MS	2000
 /* MULTIAPPEND: messages in one APPEND command. */
 #define IMAP_APPEND_MSGS_MAX	1000
 /* An ID parameter list: pairs, and bytes of each field. */
@@ -135,6 +139,13 @@ struct imap_session {
 	int			 authing;
 	struct imap_session	*idle_next;
 	struct imap_session	*idle_prev;
+
+	/* the user's sessions (logged in), for limits and notifications */
+	struct imap_user	*u;
+	struct imap_session	*unext;
+	struct imap_session	*uprev;
+	uint64_t		 job_gen;	/* store generation at submit */
+	int			 idle_recheck;	/* told of a change while busy */
 
 	/* throttles */
 	uint64_t		 rate_sec;

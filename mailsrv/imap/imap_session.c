@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <bsd/sys/tree.h>
 #include <openssl/rand.h>
 
 #include "common/base64.h"
@@ -113,12 +114,102 @@ static const struct imap_cmddef imap_cmds[] = {
 
 static struct imap_session	*sessions;	/* every session */
 static struct imap_session	*idlers;	/* sessions in IDLE */
-static struct event		*idle_ev;
+static struct event		*idle_ev;	/* the safety poll */
+static struct event		*notify_ev;	/* users to look at */
+
+/*
+ * Logged-in users, by address (lower case): their sessions, for the
+ * per-user session limit and to tell their IDLE sessions of changes.
+ */
+struct imap_user {
+	RB_ENTRY(imap_user)	 entry;
+	char			 addr[STORE_ADDRESS_MAX + 1];
+	struct imap_session	*sess;
+	int			 dirty;		/* on the dirty list */
+	struct imap_user	*dnext;
+};
+
+static int
+imap_user_cmp(struct imap_user *a, struct imap_user *b)
+{
+	return strcmp(a->addr, b->addr);
+}
+
+RB_HEAD(imap_users, imap_user);
+/* (libbsd defines __unused away: say it here) */
+RB_GENERATE_INTERNAL(imap_users, imap_user, entry, imap_user_cmp,
+    __attribute__((unused)) static)
+static struct imap_users	 users = RB_INITIALIZER(&users);
+static struct imap_user		*dirty;		/* users to look at */
+
+static struct imap_user *
+imap_user_find(const char *addr)
+{
+	struct imap_user	key;
+	size_t			i;
+
+	for (i = 0; addr[i] != '\0' && i < sizeof(key.addr) - 1; i++)
+		key.addr[i] = (char)tolower((unsigned char)addr[i]);
+	key.addr[i] = '\0';
+	return RB_FIND(imap_users, &users, &key);
+}
+
+/* The session is logged in: it joins its user's sessions. */
+static void
+imap_user_attach(struct imap_session *s)
+{
+	struct imap_user	*u;
+	size_t			 i;
+
+	if ((u = imap_user_find(s->user)) == NULL) {
+		u = xcalloc(1, sizeof(*u));
+		for (i = 0; s->user[i] != '\0'; i++)
+			u->addr[i] = (char)tolower((unsigned char)s->user[i]);
+		RB_INSERT(imap_users, &users, u);
+	}
+	s->u = u;
+	s->uprev = NULL;
+	if ((s->unext = u->sess) != NULL)
+		u->sess->uprev = s;
+	u->sess = s;
+}
+
+static void
+imap_user_forget(struct imap_user *u)
+{
+	if (u->sess == NULL && !u->dirty) {
+		RB_REMOVE(imap_users, &users, u);
+		free(u);
+	}
+}
+
+static void
+imap_user_detach(struct imap_session *s)
+{
+	struct imap_user	*u = s->u;
+
+	if (u == NULL)
+		return;
+	if (s->uprev != NULL)
+		s->uprev->unext = s->unext;
+	else
+		u->sess = s->unext;
+	if (s->unext != NULL)
+		s->unext->uprev = s->uprev;
+	s->u = NULL;
+	s->unext = s->uprev = NULL;
+	imap_user_forget(u);
+}
+
+static void	idle_recheck(struct imap_session *);
 
 static void	imap_next(struct imap_session *);
 static void	imap_free(struct imap_session *);
 
 /* ------------------------------------------------------------ output */
+
+static void	imap_vout(struct buf *, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
 
 static void
 imap_vout(struct buf *b, const char *fmt, va_list ap)
@@ -329,10 +420,14 @@ job_done(void *arg)
 	struct imap_session	*s = arg;
 
 	s->busy = 0;
+	/* it wrote (or another writer did meanwhile): tell the others */
+	if (s->u != NULL && store_generation(s->ms->store) != s->job_gen)
+		imap_notify_user(s->ms, s->user);
 	if (s->dead) {
 		imap_free(s);
 		return;
 	}
+	idle_recheck(s);
 	imap_next(s);
 }
 
@@ -341,6 +436,7 @@ imap_submit(struct imap_session *s, imap_fn fn)
 {
 	s->work = fn;
 	s->busy = 1;
+	s->job_gen = store_generation(s->ms->store);
 	if (worker_submit(s->ms->workers, job_work, job_done, s) < 0) {
 		s->busy = 0;
 		imap_tagged(s, "NO", "[UNAVAILABLE] Server busy, try again");
@@ -769,19 +865,50 @@ idle_batch_done(void *arg)
 			imap_submit(s, imap_cmd_idle_sync);
 			s->tstatus = NULL;	/* a full pool: next poll */
 		}
+		idle_recheck(s);
 		if (!s->busy)
 			imap_next(s);
 	}
 	free(b->s);
 	free(b->changed);
 	free(b);
+	if (dirty != NULL)
+		event_active(notify_ev, EV_TIMEOUT, 1);
 }
 
+/* An idle session a batch may look at now. */
+static int
+idle_ready(const struct imap_session *s)
+{
+	return s->idling && !s->busy && s->state == IMAP_S_SELECTED &&
+	    s->view != NULL;
+}
+
+/* Look at these n sessions (marked busy here) on a worker. */
+static void
+idle_batch_submit(struct imap_session **v, size_t n, uint64_t gen)
+{
+	struct idle_batch	*b;
+	size_t			 i;
+
+	b = xcalloc(1, sizeof(*b));
+	b->s = v;
+	b->n = n;
+	b->changed = xcalloc(n, 1);
+	b->gen = gen;
+	for (i = 0; i < n; i++)
+		v[i]->busy = 1;
+	idle_batch_running = 1;
+	if (worker_submit(v[0]->ms->workers, idle_batch_work,
+	    idle_batch_done, b) < 0)
+		idle_batch_done(b);	/* nothing changed: poll again */
+}
+
+/* The safety net: every idle session whose view predates the store. */
 static void
 idle_poll(evutil_socket_t fd, short ev, void *arg)
 {
-	struct imap_session	*s;
-	struct idle_batch	*b;
+	struct imap_session	*s, **v;
 	uint64_t		 gen;
 	size_t			 n = 0;
 
@@ -789,31 +916,97 @@ idle_poll(evutil_socket_t fd, short ev, void *arg)
 		return;
 	gen = store_generation(idlers->ms->store);
 	for (s = idlers; s != NULL; s = s->idle_next)
-		if (!s->busy && s->state == IMAP_S_SELECTED &&
-		    s->view != NULL && s->view->gen != gen)
+		if (idle_ready(s) && s->view->gen != gen)
 			n++;
 	if (n == 0)
 		return;
-	b = xcalloc(1, sizeof(*b));
-	b->s = xcalloc(n, sizeof(*b->s));
-	b->changed = xcalloc(n, 1);
-	b->gen = gen;
-	for (s = idlers; s != NULL && b->n < n; s = s->idle_next)
-		if (!s->busy && s->state == IMAP_S_SELECTED &&
-		    s->view != NULL && s->view->gen != gen) {
-			s->busy = 1;
-			b->s[b->n++] = s;
+	v = xcalloc(n, sizeof(*v));
+	n = 0;
+	for (s = idlers; s != NULL; s = s->idle_next)
+		if (idle_ready(s) && s->view->gen != gen)
+			v[n++] = s;
+	idle_batch_submit(v, n, gen);
+}
+
+/* The users told of changes: look at their idle sessions now. */
+static void
+idle_notified(evutil_socket_t fd, short ev, void *arg)
+{
+	struct imap_user	*u;
+	struct imap_session	*s, **v = NULL;
+	size_t			 n = 0, cap = 0;
+	uint64_t		 gen;
+
+	if (idle_batch_running || dirty == NULL)
+		return;		/* the batch's end looks again */
+	gen = store_generation(((struct mailsrv *)arg)->store);
+	while ((u = dirty) != NULL) {
+		dirty = u->dnext;
+		u->dirty = 0;
+		u->dnext = NULL;
+		for (s = u->sess; s != NULL; s = s->unext) {
+			if (s->idling && s->busy)
+				s->idle_recheck = 1;
+			if (!idle_ready(s))
+				continue;
+			if (n == cap)
+				v = xreallocarray(v, cap = cap ? cap * 2 : 16,
+				    sizeof(*v));
+			v[n++] = s;
 		}
-	idle_batch_running = 1;
-	if (worker_submit(idlers->ms->workers, idle_batch_work,
-	    idle_batch_done, b) < 0)
-		idle_batch_done(b);	/* nothing changed: poll again */
+		imap_user_forget(u);
+	}
+	if (n > 0)
+		idle_batch_submit(v, n, gen);
+	else
+		free(v);
+}
+
+/* Put u on the dirty list: its idle sessions are looked at soon. */
+static void
+idle_mark_dirty(struct imap_user *u)
+{
+	if (u->dirty || notify_ev == NULL)
+		return;
+	u->dirty = 1;
+	u->dnext = dirty;
+	dirty = u;
+	event_active(notify_ev, EV_TIMEOUT, 1);
+}
+
+/* A session told of a change while busy looks once it is free. */
+static void
+idle_recheck(struct imap_session *s)
+{
+	if (!s->idle_recheck || s->busy)
+		return;
+	s->idle_recheck = 0;
+	if (s->u != NULL && s->idling)
+		idle_mark_dirty(s->u);
+}
+
+void
+imap_notify_user(struct mailsrv *ms, const char *addr)
+{
+	struct imap_user	*u;
+	struct imap_session	*s;
+
+	if (notify_ev == NULL || (u = imap_user_find(addr)) == NULL ||
+	    u->dirty)
+		return;
+	for (s = u->sess; s != NULL && !s->idling; s = s->unext)
+		;
+	if (s == NULL)
+		return;		/* none of its sessions is in IDLE */
+	idle_mark_dirty(u);
+	(void)ms;
 }
 
 static void
 cmd_idle(struct imap_session *s)
 {
-	struct timeval	tv = { 0, IMAP_IDLE_POLL_MS * 1000 };
+	struct timeval	tv = { IMAP_IDLE_POLL_MS / 1000,
+	    (IMAP_IDLE_POLL_MS % 1000) * 1000 };
 
 	imap_send(s, "+ idling");
 	s->cmd = NULL;		/* DONE arrives as a raw line */
@@ -893,12 +1086,12 @@ login_fail_later(struct imap_session *s, const char *text)
 static int
 user_sessions(const char *user)
 {
+	struct imap_user	*u = imap_user_find(user);
 	struct imap_session	*s;
 	int			 n = 0;
 
-	for (s = sessions; s != NULL; s = s->next)
-		if (s->state == IMAP_S_AUTH || s->state == IMAP_S_SELECTED)
-			n += strcasecmp(s->user, user) == 0;
+	for (s = u != NULL ? u->sess : NULL; s != NULL; s = s->unext)
+		n += s->state == IMAP_S_AUTH || s->state == IMAP_S_SELECTED;
 	return n;
 }
 
@@ -915,6 +1108,7 @@ login_audited(struct imap_session *s, int rc)
 	}
 	s->have_dek = 1;
 	s->state = IMAP_S_AUTH;
+	imap_user_attach(s);
 	imap_parser_limits_default(&lim, 1);
 	lim.literal_max = (uint64_t)s->ms->d->conf.mailsrv.max_message_size;
 	if (lim.command_max < lim.literal_max + 65536)
@@ -1285,6 +1479,7 @@ imap_on_evict(struct net_conn *c)
 static void
 imap_free(struct imap_session *s)
 {
+	imap_user_detach(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else if (sessions == s)
@@ -1349,6 +1544,9 @@ imap_server_start(struct mailsrv *ms)
 	int				 rc;
 
 	mailsrv_limits(&lim, cf, 1);
+	if ((notify_ev = event_new(ms->d->base, -1, 0, idle_notified,
+	    ms)) == NULL)
+		fatalx("imap: event_new");
 	net_server_new(&ms->imap, ms->d->base, "imap", &lim, &imap_ops, ms);
 	net_server_set_tls(ms->imap, ms->d->tls);
 	if ((rc = net_server_listen(ms->imap, cf->mailsrv.imap_listen,
@@ -1362,8 +1560,18 @@ imap_server_start(struct mailsrv *ms)
 void
 imap_server_stop(struct mailsrv *ms)
 {
+	struct imap_user	*u;
+
 	if (idle_ev != NULL)
 		event_free(idle_ev);
 	idle_ev = NULL;
+	if (notify_ev != NULL)
+		event_free(notify_ev);
+	notify_ev = NULL;
+	while ((u = dirty) != NULL) {
+		dirty = u->dnext;
+		u->dirty = 0;
+		imap_user_forget(u);
+	}
 	(void)ms;
 }

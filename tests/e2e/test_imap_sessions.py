@@ -382,6 +382,38 @@ def test_idle_sees_flags_and_expunge_of_another_session(snode):
         b.logout()
 
 
+def test_idle_hears_other_sessions_at_once(snode):
+    """IDLE sessions are told of a change when it is made, not at the
+    next poll (every 2 s, the safety net): three flag changes in one
+    session each reach the other, in IDLE, within 0.5 s."""
+    box = "Hear-" + mk()
+    a = connect(snode, ALICE)
+    b = connect(snode, ALICE)
+    try:
+        a.ok("CREATE " + box)
+        for i in range(3):
+            a.ok("APPEND %s " % box, Lit(small_message(i, box)))
+        a.select(box)
+        b.select(box)
+        tag, _ = b.idle_start()
+        for seq in (1, 2, 3):
+            a.ok("STORE %d +FLAGS.SILENT (\\Flagged)" % seq)
+            done = time.monotonic()
+            got = None
+            while time.monotonic() < done + 5:
+                x = b.poll(0.1)
+                if x is not None and x.kind == "FETCH" and x.num == seq:
+                    got = time.monotonic() - done
+                    break
+            assert got is not None, "no FETCH %d in IDLE" % seq
+            assert got <= 0.5, "FETCH %d %.3f s after the STORE" % (seq,
+                                                                     got)
+        assert b.idle_done(tag).status == "OK"
+    finally:
+        a.logout()
+        b.logout()
+
+
 def test_idle_of_many_users_each_sees_only_its_own_mail(snode):
     """Three users idle at once: a delivery to one wakes that one (EXISTS
     within 1 s) and sends nothing to the others; the next delivery, to
