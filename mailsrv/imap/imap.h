@@ -191,6 +191,30 @@ void	imap_out_mailbox(struct imap_session *, struct buf *, const char *);
 int	imap_utf8(const struct imap_session *);
 const char *imap_capabilities(struct imap_session *);
 
+/* Write a line now (loop thread, nothing else buffered). */
+void	imap_send(struct imap_session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Read and run the next command(s) if the session is free. */
+void	imap_session_next(struct imap_session *);
+/* Free a session (closed, and not busy). */
+void	imap_session_free(struct imap_session *);
+
+/* ------------------------------------------------ imap_idle.c */
+
+int	imap_idle_start(struct mailsrv *);
+void	imap_idle_stop(struct mailsrv *);
+void	imap_cmd_idle(struct imap_session *);		/* loop */
+/* The line that ends IDLE ("DONE"). */
+void	imap_idle_line(struct imap_session *, const struct imap_cmd *);
+void	imap_idle_unlink(struct imap_session *);
+/* A session told of a change while busy looks once it is free. */
+void	imap_idle_recheck(struct imap_session *);
+/* The logged-in session joins (leaves) its user's sessions. */
+void	imap_user_attach(struct imap_session *);
+void	imap_user_detach(struct imap_session *);
+/* Sessions of user (any case) logged in now. */
+int	imap_user_sessions(const char *);
+
 /* ------------------------------------------------ imap_mbox.c */
 
 void	imap_cmd_list(struct imap_session *);

@@ -1,8 +1,8 @@
 /*
  * imap_session.c -- the IMAP server: connections, the command parser
  * loop, dispatch, jobs on the worker pool, authentication (LOGIN,
- * AUTHENTICATE PLAIN with SASL-IR), ENABLE, ID, NAMESPACE, IDLE,
- * COMPRESS=DEFLATE and STARTTLS.  See imap.h for the threading rules.
+ * AUTHENTICATE PLAIN with SASL-IR), ENABLE, ID, NAMESPACE,
+ * COMPRESS=DEFLATE and STARTTLS (IDLE: imap_idle.c).  See imap.h for the threading rules.
  *
  * Runs in: the mailsrv process; the loop thread, and worker threads for
  * the jobs (the handlers in imap_mbox.c and imap_msgs.c).
@@ -24,7 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <bsd/sys/tree.h>
 #include <openssl/rand.h>
 
 #include "common/base64.h"
@@ -65,7 +64,6 @@ static void	cmd_capability(struct imap_session *);
 static void	cmd_compress(struct imap_session *);
 static void	cmd_enable(struct imap_session *);
 static void	cmd_id(struct imap_session *);
-static void	cmd_idle(struct imap_session *);
 static void	cmd_login(struct imap_session *);
 static void	cmd_logout(struct imap_session *);
 static void	cmd_namespace(struct imap_session *);
@@ -92,7 +90,7 @@ static const struct imap_cmddef imap_cmds[] = {
 	{ "GETQUOTA", ST_A | ST_S, 0, "astring", imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_A | ST_S, 0, "mailbox", imap_cmd_getquotaroot },
 	{ "ID", ST_ANY, F_LOOP, "any", cmd_id },
-	{ "IDLE", ST_A | ST_S, F_LOOP, "", cmd_idle },
+	{ "IDLE", ST_A | ST_S, F_LOOP, "", imap_cmd_idle },
 	{ "LIST", ST_A | ST_S, 0, NULL, imap_cmd_list },
 	{ "LOGIN", ST_N, F_LOOP, "astring astring", cmd_login },
 	{ "LOGOUT", ST_ANY, F_LOOP, "", cmd_logout },
@@ -113,98 +111,7 @@ static const struct imap_cmddef imap_cmds[] = {
 };
 
 static struct imap_session	*sessions;	/* every session */
-static struct imap_session	*idlers;	/* sessions in IDLE */
-static struct event		*idle_ev;	/* the safety poll */
-static struct event		*notify_ev;	/* users to look at */
 
-/*
- * Logged-in users, by address (lower case): their sessions, for the
- * per-user session limit and to tell their IDLE sessions of changes.
- */
-struct imap_user {
-	RB_ENTRY(imap_user)	 entry;
-	char			 addr[STORE_ADDRESS_MAX + 1];
-	struct imap_session	*sess;
-	int			 dirty;		/* on the dirty list */
-	struct imap_user	*dnext;
-};
-
-static int
-imap_user_cmp(struct imap_user *a, struct imap_user *b)
-{
-	return strcmp(a->addr, b->addr);
-}
-
-RB_HEAD(imap_users, imap_user);
-/* (libbsd defines __unused away: say it here) */
-RB_GENERATE_INTERNAL(imap_users, imap_user, entry, imap_user_cmp,
-    __attribute__((unused)) static)
-static struct imap_users	 users = RB_INITIALIZER(&users);
-static struct imap_user		*dirty;		/* users to look at */
-
-static struct imap_user *
-imap_user_find(const char *addr)
-{
-	struct imap_user	key;
-	size_t			i;
-
-	for (i = 0; addr[i] != '\0' && i < sizeof(key.addr) - 1; i++)
-		key.addr[i] = (char)tolower((unsigned char)addr[i]);
-	key.addr[i] = '\0';
-	return RB_FIND(imap_users, &users, &key);
-}
-
-/* The session is logged in: it joins its user's sessions. */
-static void
-imap_user_attach(struct imap_session *s)
-{
-	struct imap_user	*u;
-	size_t			 i;
-
-	if ((u = imap_user_find(s->user)) == NULL) {
-		u = xcalloc(1, sizeof(*u));
-		for (i = 0; s->user[i] != '\0'; i++)
-			u->addr[i] = (char)tolower((unsigned char)s->user[i]);
-		RB_INSERT(imap_users, &users, u);
-	}
-	s->u = u;
-	s->uprev = NULL;
-	if ((s->unext = u->sess) != NULL)
-		u->sess->uprev = s;
-	u->sess = s;
-}
-
-static void
-imap_user_forget(struct imap_user *u)
-{
-	if (u->sess == NULL && !u->dirty) {
-		RB_REMOVE(imap_users, &users, u);
-		free(u);
-	}
-}
-
-static void
-imap_user_detach(struct imap_session *s)
-{
-	struct imap_user	*u = s->u;
-
-	if (u == NULL)
-		return;
-	if (s->uprev != NULL)
-		s->uprev->unext = s->unext;
-	else
-		u->sess = s->unext;
-	if (s->unext != NULL)
-		s->unext->uprev = s->uprev;
-	s->u = NULL;
-	s->unext = s->uprev = NULL;
-	imap_user_forget(u);
-}
-
-static void	idle_recheck(struct imap_session *);
-
-static void	imap_next(struct imap_session *);
-static void	imap_free(struct imap_session *);
 
 /* ------------------------------------------------------------ output */
 
@@ -269,12 +176,7 @@ imap_flush(struct imap_session *s)
 	}
 }
 
-/* Write a line now (loop thread, nothing else buffered). */
-static void
-imap_send(struct imap_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
+void
 imap_send(struct imap_session *s, const char *fmt, ...)
 {
 	va_list	ap;
@@ -424,11 +326,11 @@ job_done(void *arg)
 	if (s->u != NULL && store_generation(s->ms->store) != s->job_gen)
 		imap_notify_user(s->ms, s->user);
 	if (s->dead) {
-		imap_free(s);
+		imap_session_free(s);
 		return;
 	}
-	idle_recheck(s);
-	imap_next(s);
+	imap_idle_recheck(s);
+	imap_session_next(s);
 }
 
 void
@@ -464,7 +366,7 @@ imap_audited(void *arg, int rc, uint64_t index)
 	free(r);
 	s->busy = 0;
 	if (s->dead) {
-		imap_free(s);
+		imap_session_free(s);
 		return;
 	}
 	if (rc < 0)
@@ -472,7 +374,7 @@ imap_audited(void *arg, int rc, uint64_t index)
 		    (unsigned long long)s->id);
 	fn(s, rc);
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 void
@@ -504,8 +406,8 @@ imap_audit(struct imap_session *s, const char *action, const char *object,
  * tagged line, or go on with the command's next step once the output
  * has drained, or read the next command.
  */
-static void
-imap_next(struct imap_session *s)
+void
+imap_session_next(struct imap_session *s)
 {
 	imap_flush(s);
 	if (s->busy || s->state == IMAP_S_LOGOUT)
@@ -551,7 +453,7 @@ imap_on_drain(struct net_conn *c)
 	s->cont = NULL;
 	fn(s);
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -630,7 +532,7 @@ imap_dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_submit(s, def->fn);
 done:
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 /* ------------------------------------------------------------ commands */
@@ -794,259 +696,6 @@ cmd_compress(struct imap_session *s)
 
 /* ------------------------------------------------------------ IDLE */
 
-static void
-idle_unlink(struct imap_session *s)
-{
-	if (!s->idling)
-		return;
-	s->idling = 0;
-	if (s->idle_prev != NULL)
-		s->idle_prev->idle_next = s->idle_next;
-	else
-		idlers = s->idle_next;
-	if (s->idle_next != NULL)
-		s->idle_next->idle_prev = s->idle_prev;
-	s->idle_next = s->idle_prev = NULL;
-}
-
-/*
- * IDLE polling.  When the store's generation moved, one job looks at the
- * HIGHESTMODSEQ of every idle session's mailbox (an O(1) read each) and
- * only the sessions whose mailbox changed get a sync job: a delivery to
- * one user does not cost every idle session a job.  The sessions of a
- * batch are marked busy meanwhile (a close frees them at its end).
- */
-struct idle_batch {
-	struct imap_session	**s;
-	uint8_t			 *changed;
-	size_t			  n;
-	uint64_t		  gen;
-};
-
-static int	idle_batch_running;
-
-static void
-idle_batch_work(void *arg)
-{
-	struct idle_batch	*b = arg;
-	struct store_status	 st;
-	size_t			 i;
-
-	for (i = 0; i < b->n; i++) {
-		struct imap_session	*s = b->s[i];
-
-		if (s->view == NULL)	/* stays while the session is busy */
-			continue;
-		if (s->view->ngone > 0 || store_mailbox_status(s->ms->store,
-		    s->user, s->view->name, &st) < 0 ||
-		    st.highestmodseq != s->view->modseq)
-			b->changed[i] = 1;
-		else
-			s->view->gen = b->gen;	/* nothing new for it */
-	}
-}
-
-static void
-idle_batch_done(void *arg)
-{
-	struct idle_batch	*b = arg;
-	size_t			 i;
-
-	idle_batch_running = 0;
-	for (i = 0; i < b->n; i++) {
-		struct imap_session	*s = b->s[i];
-
-		s->busy = 0;
-		if (s->dead) {
-			imap_free(s);
-			continue;
-		}
-		if (b->changed[i] && s->idling && s->state == IMAP_S_SELECTED) {
-			imap_submit(s, imap_cmd_idle_sync);
-			s->tstatus = NULL;	/* a full pool: next poll */
-		}
-		idle_recheck(s);
-		if (!s->busy)
-			imap_next(s);
-	}
-	free(b->s);
-	free(b->changed);
-	free(b);
-	if (dirty != NULL)
-		event_active(notify_ev, EV_TIMEOUT, 1);
-}
-
-/* An idle session a batch may look at now. */
-static int
-idle_ready(const struct imap_session *s)
-{
-	return s->idling && !s->busy && s->state == IMAP_S_SELECTED &&
-	    s->view != NULL;
-}
-
-/* Look at these n sessions (marked busy here) on a worker. */
-static void
-idle_batch_submit(struct imap_session **v, size_t n, uint64_t gen)
-{
-	struct idle_batch	*b;
-	size_t			 i;
-
-	b = xcalloc(1, sizeof(*b));
-	b->s = v;
-	b->n = n;
-	b->changed = xcalloc(n, 1);
-	b->gen = gen;
-	for (i = 0; i < n; i++)
-		v[i]->busy = 1;
-	idle_batch_running = 1;
-	if (worker_submit(v[0]->ms->workers, idle_batch_work,
-	    idle_batch_done, b) < 0)
-		idle_batch_done(b);	/* nothing changed: poll again */
-}
-
-/* The safety net: every idle session whose view predates the store. */
-static void
-idle_poll(evutil_socket_t fd, short ev, void *arg)
-{
-	struct imap_session	*s, **v;
-	uint64_t		 gen;
-	size_t			 n = 0;
-
-	if (idlers == NULL || idle_batch_running)
-		return;
-	gen = store_generation(idlers->ms->store);
-	for (s = idlers; s != NULL; s = s->idle_next)
-		if (idle_ready(s) && s->view->gen != gen)
-			n++;
-	if (n == 0)
-		return;
-	v = xcalloc(n, sizeof(*v));
-	n = 0;
-	for (s = idlers; s != NULL; s = s->idle_next)
-		if (idle_ready(s) && s->view->gen != gen)
-			v[n++] = s;
-	idle_batch_submit(v, n, gen);
-}
-
-/* The users told of changes: look at their idle sessions now. */
-static void
-idle_notified(evutil_socket_t fd, short ev, void *arg)
-{
-	struct imap_user	*u;
-	struct imap_session	*s, **v = NULL;
-	size_t			 n = 0, cap = 0;
-	uint64_t		 gen;
-
-	if (idle_batch_running || dirty == NULL)
-		return;		/* the batch's end looks again */
-	gen = store_generation(((struct mailsrv *)arg)->store);
-	while ((u = dirty) != NULL) {
-		dirty = u->dnext;
-		u->dirty = 0;
-		u->dnext = NULL;
-		for (s = u->sess; s != NULL; s = s->unext) {
-			if (s->idling && s->busy)
-				s->idle_recheck = 1;
-			if (!idle_ready(s))
-				continue;
-			if (n == cap)
-				v = xreallocarray(v, cap = cap ? cap * 2 : 16,
-				    sizeof(*v));
-			v[n++] = s;
-		}
-		imap_user_forget(u);
-	}
-	if (n > 0)
-		idle_batch_submit(v, n, gen);
-	else
-		free(v);
-}
-
-/* Put u on the dirty list: its idle sessions are looked at soon. */
-static void
-idle_mark_dirty(struct imap_user *u)
-{
-	if (u->dirty || notify_ev == NULL)
-		return;
-	u->dirty = 1;
-	u->dnext = dirty;
-	dirty = u;
-	event_active(notify_ev, EV_TIMEOUT, 1);
-}
-
-/* A session told of a change while busy looks once it is free. */
-static void
-idle_recheck(struct imap_session *s)
-{
-	if (!s->idle_recheck || s->busy)
-		return;
-	s->idle_recheck = 0;
-	if (s->u != NULL && s->idling)
-		idle_mark_dirty(s->u);
-}
-
-void
-imap_notify_user(struct mailsrv *ms, const char *addr)
-{
-	struct imap_user	*u;
-	struct imap_session	*s;
-
-	if (notify_ev == NULL || (u = imap_user_find(addr)) == NULL ||
-	    u->dirty)
-		return;
-	for (s = u->sess; s != NULL && !s->idling; s = s->unext)
-		;
-	if (s == NULL)
-		return;		/* none of its sessions is in IDLE */
-	idle_mark_dirty(u);
-	(void)ms;
-}
-
-static void
-cmd_idle(struct imap_session *s)
-{
-	struct timeval	tv = { IMAP_IDLE_POLL_MS / 1000,
-	    (IMAP_IDLE_POLL_MS % 1000) * 1000 };
-
-	imap_send(s, "+ idling");
-	s->cmd = NULL;		/* DONE arrives as a raw line */
-	s->idling = 1;
-	s->idle_prev = NULL;
-	s->idle_next = idlers;
-	if (idlers != NULL)
-		idlers->idle_prev = s;
-	idlers = s;
-	imap_parser_set_raw(s->p, 1);
-	if (idle_ev == NULL) {
-		idle_ev = event_new(s->ms->d->base, -1, EV_PERSIST, idle_poll,
-		    NULL);
-		event_add(idle_ev, &tv);
-	}
-}
-
-static void
-idle_done_work(struct imap_session *s)
-{
-	imap_tagged(s, "OK", "IDLE terminated");
-}
-
-/* The line that ends IDLE. */
-static void
-idle_line(struct imap_session *s, const struct imap_cmd *cmd)
-{
-	idle_unlink(s);
-	imap_parser_set_raw(s->p, 0);
-	s->cmd = cmd;
-	if (cmd->linelen != 4 || strncasecmp(cmd->line, "DONE", 4) != 0)
-		imap_tagged(s, "BAD", "Expected DONE");
-	else if (s->state == IMAP_S_SELECTED)
-		imap_submit(s, idle_done_work);
-	else
-		imap_tagged(s, "OK", "IDLE terminated");
-	if (!s->busy)
-		imap_next(s);
-}
-
 /* ------------------------------------------------------------ login */
 
 static void
@@ -1060,7 +709,7 @@ later_fire(evutil_socket_t fd, short ev, void *arg)
 	imap_tagged(s, "NO", "%s", s->later_line);
 	free(s->later_line);
 	s->later_line = NULL;
-	imap_next(s);
+	imap_session_next(s);
 	if (s->login_fails >= IMAP_LOGIN_FAILS_MAX && s->state != IMAP_S_LOGOUT)
 		imap_bye(s, "Too many failed logins", "auth-failures");
 }
@@ -1081,18 +730,6 @@ login_fail_later(struct imap_session *s, const char *text)
 	s->later_ev = evtimer_new(s->ms->d->base, later_fire, s);
 	evtimer_add(s->later_ev, &tv);
 	s->busy = 1;
-}
-
-static int
-user_sessions(const char *user)
-{
-	struct imap_user	*u = imap_user_find(user);
-	struct imap_session	*s;
-	int			 n = 0;
-
-	for (s = u != NULL ? u->sess : NULL; s != NULL; s = s->unext)
-		n += s->state == IMAP_S_AUTH || s->state == IMAP_S_SELECTED;
-	return n;
 }
 
 static void
@@ -1129,19 +766,19 @@ login_keyed(int rc, const unsigned char *dek, void *arg)
 
 	s->busy = 0;
 	if (s->dead) {
-		imap_free(s);
+		imap_session_free(s);
 		return;
 	}
 	if (rc < 0) {
 		imap_tagged(s, "NO", "[UNAVAILABLE] Mailbox key unavailable; "
 		    "try again later");
-		imap_next(s);
+		imap_session_next(s);
 		return;
 	}
 	memcpy(s->dek, dek, STORE_DEK_LEN);
 	imap_audit(s, "auth.imap", "imap", AUDIT_OK, NULL, login_audited);
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 static void
@@ -1176,14 +813,14 @@ login_done(int status, json_t *body, void *arg)
 
 	s->busy = 0;
 	if (s->dead) {
-		imap_free(s);
+		imap_session_free(s);
 		return;
 	}
 	if (status == 200) {
 		if (addr != NULL && strlen(addr) < sizeof(s->user))
 			snprintf(s->user, sizeof(s->user), "%s", addr);
 		snprintf(s->dept, sizeof(s->dept), "%s", dept ? dept : "");
-		if (user_sessions(s->user) >= IMAP_USER_SESSIONS_MAX) {
+		if (imap_user_sessions(s->user) >= IMAP_USER_SESSIONS_MAX) {
 			imap_tagged(s, "NO", "[LIMIT] Too many sessions of "
 			    "this user");
 			s->user[0] = '\0';
@@ -1212,7 +849,7 @@ login_done(int status, json_t *body, void *arg)
 		    "unavailable; try again later");
 	}
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 /* Check user/password (NUL-terminated); the caller wipes pass. */
@@ -1290,7 +927,7 @@ auth_line(struct imap_session *s, const struct imap_cmd *cmd)
 	else
 		auth_plain(s, cmd->line, cmd->linelen);
 	if (!s->busy)
-		imap_next(s);
+		imap_session_next(s);
 }
 
 static void
@@ -1415,7 +1052,7 @@ imap_process_input(struct imap_session *s, struct evbuffer *in)
 		cmd = imap_parser_cmd(s->p);
 		if (cmd->tag == NULL) {		/* a raw line */
 			if (s->idling)
-				idle_line(s, cmd);
+				imap_idle_line(s, cmd);
 			else
 				auth_line(s, cmd);
 			continue;
@@ -1476,8 +1113,8 @@ imap_on_evict(struct net_conn *c)
 		imap_send(s, "* BYE Too many connections");
 }
 
-static void
-imap_free(struct imap_session *s)
+void
+imap_session_free(struct imap_session *s)
 {
 	imap_user_detach(s);
 	if (s->prev != NULL)
@@ -1508,7 +1145,7 @@ imap_on_close(struct net_conn *c, const char *reason)
 	    (unsigned long long)net_conn_id(c), reason);
 	if (s == NULL)
 		return;
-	idle_unlink(s);
+	imap_idle_unlink(s);
 	if (s->later_ev != NULL) {
 		event_free(s->later_ev);
 		s->later_ev = NULL;
@@ -1524,7 +1161,7 @@ imap_on_close(struct net_conn *c, const char *reason)
 		s->dead = 1;	/* the job's or the call's end frees it */
 		return;
 	}
-	imap_free(s);
+	imap_session_free(s);
 }
 
 static const struct net_ops imap_ops = {
@@ -1544,9 +1181,8 @@ imap_server_start(struct mailsrv *ms)
 	int				 rc;
 
 	mailsrv_limits(&lim, cf, 1);
-	if ((notify_ev = event_new(ms->d->base, -1, 0, idle_notified,
-	    ms)) == NULL)
-		fatalx("imap: event_new");
+	if ((rc = imap_idle_start(ms)) < 0)
+		return rc;
 	net_server_new(&ms->imap, ms->d->base, "imap", &lim, &imap_ops, ms);
 	net_server_set_tls(ms->imap, ms->d->tls);
 	if ((rc = net_server_listen(ms->imap, cf->mailsrv.imap_listen,
@@ -1560,18 +1196,5 @@ imap_server_start(struct mailsrv *ms)
 void
 imap_server_stop(struct mailsrv *ms)
 {
-	struct imap_user	*u;
-
-	if (idle_ev != NULL)
-		event_free(idle_ev);
-	idle_ev = NULL;
-	if (notify_ev != NULL)
-		event_free(notify_ev);
-	notify_ev = NULL;
-	while ((u = dirty) != NULL) {
-		dirty = u->dnext;
-		u->dirty = 0;
-		imap_user_forget(u);
-	}
-	(void)ms;
+	imap_idle_stop(ms);
 }
