@@ -675,6 +675,29 @@ def test_mixed_recipients_one_relayed_one_bounced(pair):
     assert rb["Action"] == "failed" and rb["Status"] == "5.1.1", dict(rb)
 
 
+def test_local_and_remote_recipients_in_one_message(pair):
+    """One transaction to bob (local to A) and bea (at B): bob's copy is
+    stored by A's delivery batch, bea's goes out by relay after it; each
+    gets exactly one copy and both are logged sent once."""
+    a = pair.a
+    mk = marker()
+    msg = message(mk, BEA)
+    after_a, after_b = (pair.store_a.last_uid(BOB),
+                        pair.store_b.last_uid(BEA))
+    qid = send(a, [BOB, BEA], msg)
+    (_, s1), = wait_delivery(a, qid, BOB, ("sent", "failed"))
+    (_, s2), = wait_delivery(a, qid, BEA, ("sent", "failed"))
+    assert s1.startswith("2.0.0") and s2.startswith("2.0.0"), (s1, s2)
+    (_, local), = pair.store_a.wait_for(BOB, mk.encode(), after_a)
+    (_, remote), = pair.store_b.wait_for(BEA, mk.encode(), after_b)
+    assert local.endswith(msg) and remote.endswith(msg)
+    time.sleep(1.0)
+    assert len(pair.store_a.find(BOB, mk.encode(), after_a)) == 1
+    assert len(pair.store_b.find(BEA, mk.encode(), after_b)) == 1
+    states = sorted((r, st) for r, st, _ in deliveries(a, qid))
+    assert states == sorted([(BOB, "sent"), (BEA, "sent")]), states
+
+
 def test_delay_report_sent_once(pair):
     """NOTIFY=DELAY to a route nobody answers: after delay_warning (2 s
     here) alice gets one DSN, Action: delayed, Status 4.x, for that

@@ -998,7 +998,15 @@ test_mailsrv_queue__env_legacy(void **state)
 	assert_int_equal(queue__env_encode_json(&env, &p, &n), 0);
 	raw_put(fx, "env", id, QUEUE_ID_LEN, p, n);
 	free(p);
+	/* and the spare/ directory of that version, with a spare in it */
+	p = fx_path(fx, "spare", "");
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	p = fx_path(fx, "spare", "00000001bbbbbbbbbbbb");
+	write_file(p, "", 0);
+	free(p);
 	fx_open(fx);
+	assert_false(fx_exists(fx, "spare", ""));
 	assert_int_equal(queue_count(fx->q), 1);
 	assert_int_equal(queue_get(fx->q, id, &got), 0);
 	assert_string_equal(got->sender, env.sender);
