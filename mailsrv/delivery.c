@@ -63,6 +63,15 @@
  * one job).
  */
 #define DELIVERY_BATCH_BYTES	(32 * 1024 * 1024)
+/*
+ * Delivery ids (the store's exactly-once records) are forgotten once
+ * their message cannot be in the queue any more: queue_lifetime, plus a
+ * day of margin.  Every DELIVERY_PRUNE_SEC, up to DELIVERY_PRUNE_MAX of
+ * them are looked at (one store transaction).
+ */
+#define DELIVERY_PRUNE_SEC	10
+#define DELIVERY_PRUNE_MAX	20000
+#define DELIVERY_PRUNE_MARGIN	(24 * 3600)
 
 
 struct delivery_job {
@@ -108,6 +117,11 @@ struct delivery_keyreq {
 static char	**inflight;
 static size_t	  ninflight;
 static uint64_t	  inflight_bytes;	/* of the jobs (not the holds) */
+/* The delivery-id pruning: where it is, and whether a job runs. */
+static struct store_prune_pos	 prune_pos;
+static struct event		*prune_ev;
+static int			 prune_running;
+
 /* Jobs ready for the next batch (loop thread), and whether one runs. */
 static struct delivery_job	**ready_jobs;
 static size_t			  nready_jobs;
@@ -872,6 +886,54 @@ delivery_tick(evutil_socket_t fd, short ev, void *arg)
 	delivery_run(arg);
 }
 
+struct delivery_prune {
+	struct mailsrv	*ms;
+	int64_t		 before;
+	int		 removed;
+};
+
+static void
+delivery_prune_work(void *arg)
+{
+	struct delivery_prune	*p = arg;
+
+	p->removed = store_dedup_prune(p->ms->store, p->before,
+	    DELIVERY_PRUNE_MAX, &prune_pos);
+	if (p->removed < 0)
+		log_warnx("delivery ids prune: %s", err_msg());
+}
+
+static void
+delivery_prune_done(void *arg)
+{
+	struct delivery_prune	*p = arg;
+
+	if (p->removed > 0)
+		log_info("delivery ids pruned=%d", p->removed);
+	prune_running = 0;
+	free(p);
+}
+
+static void
+delivery_prune_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct mailsrv		*ms = arg;
+	struct delivery_prune	*p;
+
+	if (prune_running || ms->stopping || ms->store == NULL)
+		return;
+	p = xcalloc(1, sizeof(*p));
+	p->ms = ms;
+	p->before = (int64_t)time(NULL) -
+	    ms->d->conf.mailsrv.queue_lifetime / 1000 - DELIVERY_PRUNE_MARGIN;
+	prune_running = 1;
+	if (worker_submit(ms->workers, delivery_prune_work,
+	    delivery_prune_done, p) < 0) {
+		prune_running = 0;
+		free(p);
+	}
+}
+
 /*
  * A one-shot event, apart from the periodic tick: activating a persistent
  * timer by hand would push its next expiry back each time.
@@ -903,6 +965,7 @@ int
 delivery_start(struct mailsrv *ms)
 {
 	struct timeval		 tv = { DELIVERY_TICK_SEC, 0 };
+	struct timeval		 ptv = { DELIVERY_PRUNE_SEC, 0 };
 	struct store_opts	 so;
 	struct tls_opts		 o;
 	char			*dir = path_join(ms->dir, "store");
@@ -932,6 +995,9 @@ delivery_start(struct mailsrv *ms)
 	    ms);
 	ms->kick_ev = event_new(ms->d->base, -1, 0, delivery_tick, ms);
 	event_add(ms->sched_ev, &tv);
+	prune_ev = event_new(ms->d->base, -1, EV_PERSIST, delivery_prune_tick,
+	    ms);
+	event_add(prune_ev, &ptv);
 	return 0;
 }
 
@@ -944,6 +1010,9 @@ delivery_stop(struct mailsrv *ms)
 	if (ms->kick_ev != NULL)
 		event_free(ms->kick_ev);
 	ms->sched_ev = ms->kick_ev = NULL;
+	if (prune_ev != NULL)
+		event_free(prune_ev);
+	prune_ev = NULL;
 	/* lookups in flight end now (their jobs are freed: stopping) */
 	mx_resolver_free(&resolver);
 	/* jobs waiting for a batch (one running ends on its own) */

@@ -74,12 +74,21 @@ struct st_append {
 	uint32_t			 uidvalidity, uid;
 };
 
-/* key: user id || delivery id; value: uidvalidity, uid (host order) */
+/*
+ * key: user id || delivery id; value: uidvalidity, uid (uint32, host
+ * order), then when it was recorded (int64 unix seconds), which
+ * store_dedup_prune() uses.  Records of older versions have no time.
+ */
+#define ST_DEDUP_OLD	8
+#define ST_DEDUP_VAL	16
+
 static int
 st_dedup(MDB_txn *txn, struct st_append *op, int put)
 {
 	unsigned char	 key[ST_ID_LEN + STORE_DEDUP_MAX];
+	unsigned char	 val[ST_DEDUP_VAL];
 	uint32_t	 v[2];
+	int64_t		 now;
 	size_t		 n = strlen(op->a->dedup);
 	MDB_val		 k, d;
 	int		 rc;
@@ -91,8 +100,11 @@ st_dedup(MDB_txn *txn, struct st_append *op, int put)
 	if (put) {
 		v[0] = op->uidvalidity;
 		v[1] = op->uid;
-		d.mv_data = v;
-		d.mv_size = sizeof(v);
+		now = (int64_t)time(NULL);
+		memcpy(val, v, sizeof(v));
+		memcpy(val + sizeof(v), &now, sizeof(now));
+		d.mv_data = val;
+		d.mv_size = sizeof(val);
 		rc = mdb_put(txn, op->c.s->dedup, &k, &d, 0);
 		return rc ? db_err(rc, "store dedup") : 0;
 	}
@@ -100,7 +112,7 @@ st_dedup(MDB_txn *txn, struct st_append *op, int put)
 		return 0;
 	if (rc != 0)
 		return db_err(rc, "store dedup");
-	if (d.mv_size == sizeof(v)) {
+	if (d.mv_size == ST_DEDUP_OLD || d.mv_size == ST_DEDUP_VAL) {
 		memcpy(v, d.mv_data, sizeof(v));
 		op->uidvalidity = v[0];
 		op->uid = v[1];
@@ -420,6 +432,93 @@ store_deliver_many(struct store *s, struct store_delivery *d, size_t n)
 	free(b.written);
 	free(b.ops);
 	return rc < 0 ? rc : 0;
+}
+
+/* ------------------------------------------------------- delivery ids */
+
+_Static_assert(sizeof(((struct store_prune_pos *)0)->key) ==
+    ST_ID_LEN + STORE_DEDUP_MAX, "a prune position holds any dedup key");
+
+struct st_prune {
+	int64_t			 before;
+	int64_t			 now;
+	size_t			 max;
+	struct store_prune_pos	*pos;		/* where to start */
+	struct store_prune_pos	 next;		/* where the next call starts */
+	size_t			 removed;
+};
+
+static int
+st_prune_fn(MDB_txn *txn, void *arg)
+{
+	struct st_prune	*p = arg;
+	struct store	*s = p->pos->store;
+	MDB_cursor	*c;
+	MDB_val		 k, v;
+	unsigned char	 val[ST_DEDUP_VAL];
+	int64_t		 saved;
+	size_t		 seen = 0;
+	int		 mrc;
+
+	p->removed = 0;
+	if ((mrc = mdb_cursor_open(txn, s->dedup, &c)) != 0)
+		return db_err(mrc, "store dedup cursor");
+	k.mv_data = p->pos->key;
+	k.mv_size = p->pos->len;
+	mrc = p->pos->len > 0 ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) :
+	    mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	for (; mrc == 0 && seen < p->max; seen++) {
+		if (v.mv_size == ST_DEDUP_OLD) {
+			/* an older record: its age counts from now */
+			memcpy(val, v.mv_data, ST_DEDUP_OLD);
+			memcpy(val + ST_DEDUP_OLD, &p->now, sizeof(p->now));
+			v.mv_data = val;
+			v.mv_size = sizeof(val);
+			if ((mrc = mdb_cursor_put(c, &k, &v, MDB_CURRENT)) != 0)
+				break;
+		} else if (v.mv_size == ST_DEDUP_VAL) {
+			memcpy(&saved, (unsigned char *)v.mv_data + ST_DEDUP_OLD,
+			    sizeof(saved));
+			if (saved < p->before) {
+				if ((mrc = mdb_cursor_del(c, 0)) != 0)
+					break;
+				p->removed++;
+			}
+		}
+		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	p->next.store = s;
+	p->next.len = 0;
+	if (mrc == 0 && k.mv_size <= sizeof(p->next.key)) {
+		memcpy(p->next.key, k.mv_data, k.mv_size);
+		p->next.len = k.mv_size;
+	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		mdb_cursor_close(c);
+		return db_err(mrc, "store dedup prune");
+	}
+	mdb_cursor_close(c);
+	return 0;
+}
+
+int
+store_dedup_prune(struct store *s, int64_t before, size_t max,
+    struct store_prune_pos *pos)
+{
+	struct st_prune	p;
+	int		rc;
+
+	memset(&p, 0, sizeof(p));
+	if (pos->store != s)
+		pos->len = 0;	/* a position in another store */
+	pos->store = s;
+	p.before = before;
+	p.now = (int64_t)time(NULL);
+	p.max = max;
+	p.pos = pos;
+	if ((rc = store__write(s, st_prune_fn, &p)) < 0)
+		return rc;
+	*pos = p.next;
+	return (int)(p.removed > INT32_MAX ? INT32_MAX : p.removed);
 }
 
 /* ------------------------------------------------------------ read */

@@ -260,6 +260,23 @@ struct store_delivery {
 int	store_deliver_many(struct store *, struct store_delivery *, size_t);
 
 /*
+ * Forget the delivery ids recorded before `before` (unix seconds): they
+ * only matter while their message can still be retried from the queue.
+ * Looks at no more than max records per call, from *pos (zeroed at
+ * first; the caller keeps it between calls: the next call goes on where
+ * this one stopped, and starts over at the end).  Records of older
+ * versions (no time) are given the current time.  Returns how many were
+ * removed, or a negative error.
+ */
+struct store_prune_pos {
+	struct store	*store;
+	unsigned char	 key[16 + STORE_DEDUP_MAX];	/* user id || id */
+	size_t		 len;
+};
+int	store_dedup_prune(struct store *, int64_t, size_t,
+	    struct store_prune_pos *);
+
+/*
  * The message, byte-exact, in a buffer the caller frees (it is
  * plaintext: wipe it with xfreezero()).  ERR_PERM if the file does not
  * authenticate under dek (wrong key, altered, moved), ERR_IO if it is

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -440,6 +441,49 @@ test_mailsrv_store__deliver_many_growth(void **state)
 	free(ids);
 	free(d);
 	free(dir);
+}
+
+/*
+ * Delivery ids are forgotten once old (by time), in passes that go on
+ * where the last one stopped; a forgotten id stores a new copy.
+ */
+static void
+test_mailsrv_store__dedup_prune(void **state)
+{
+	struct fx		*f = *state;
+	struct store_prune_pos	 pos;
+	uint32_t		 uv, uid;
+	int64_t			 now = (int64_t)time(NULL);
+	int			 i, n, total = 0;
+
+	memset(&pos, 0, sizeof(pos));
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "a", 1, 0,
+	    "p:0", &uv, &uid), 0);
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "b", 1, 0,
+	    "p:1", &uv, &uid), 0);
+	/* recorded just now: kept */
+	assert_int_equal(store_dedup_prune(f->s, now - 60, 100, &pos), 0);
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "a", 1, 0,
+	    "p:0", &uv, &uid), ERR_EXISTS);
+	assert_int_equal(uid, 1);
+	/* one record per pass: the second pass goes on from the first */
+	memset(&pos, 0, sizeof(pos));
+	for (i = 0; i < 4 && total < 2; i++) {
+		assert_true((n = store_dedup_prune(f->s, now + 60, 1,
+		    &pos)) >= 0);
+		assert_true(n <= 1);
+		total += n;
+	}
+	assert_int_equal(total, 2);
+	assert_int_equal(i, 2);
+	assert_int_equal(pos.len, 0);		/* the end: starts over */
+	assert_int_equal(store_dedup_prune(f->s, now + 60, 100, &pos), 0);
+	/* forgotten: the same id is a new delivery */
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "a", 1, 0,
+	    "p:0", &uv, &uid), 0);
+	assert_int_equal(uid, 3);
+	read_eq(f, U1, NULL, 1, "a", 1);
+	read_eq(f, U1, NULL, 3, "a", 1);
 }
 
 static void
@@ -1320,7 +1364,10 @@ poke_fn(MDB_txn *txn, void *arg)
 		k.mv_data = keys[i];
 		k.mv_size = klen[i];
 		v.mv_data = vals[i];
-		v.mv_size = p->mode == 0 ? vlen[i] - 1 : vlen[i];
+		/* 0: one byte short; 2: the first 8 bytes (an older
+		 * version's delivery id record) */
+		v.mv_size = p->mode == 0 ? vlen[i] - 1 : p->mode == 2 ? 8 :
+		    vlen[i];
 		if (p->mode == 1)
 			vals[i][0] = 9;
 		assert_int_equal(mdb_put(txn, p->dbi, &k, &v, 0), 0);
@@ -1343,6 +1390,28 @@ poke_db(struct fx *f, const char *name, int mode)
 	db_close(&env);
 	free(idx);
 	assert_int_equal(store_open(&f->s, f->dir, NULL), 0);
+}
+
+/* A delivery id of an older version (no time) ages from the first pass. */
+static void
+test_mailsrv_store__dedup_prune_old(void **state)
+{
+	struct fx		*f = *state;
+	struct store_prune_pos	 pos;
+	uint32_t		 uv, uid;
+	int64_t			 now = (int64_t)time(NULL);
+
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "o", 1, 0,
+	    "old:0", &uv, &uid), 0);
+	poke_db(f, "dedup", 2);
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "o", 1, 0,
+	    "old:0", &uv, &uid), ERR_EXISTS);
+	assert_int_equal(uid, 1);
+	memset(&pos, 0, sizeof(pos));
+	assert_int_equal(store_dedup_prune(f->s, now + 60, 100, &pos), 0);
+	assert_int_equal(store_deliver_once(f->s, U1, NULL, dek1, "o", 1, 0,
+	    "old:0", &uv, &uid), ERR_EXISTS);
+	assert_int_equal(store_dedup_prune(f->s, now + 60, 100, &pos), 1);
 }
 
 static void
@@ -1538,6 +1607,8 @@ main(void)
 		T(test_mailsrv_store__deliver_once),
 		T(test_mailsrv_store__deliver_many),
 		T(test_mailsrv_store__deliver_many_growth),
+		T(test_mailsrv_store__dedup_prune),
+		T(test_mailsrv_store__dedup_prune_old),
 		T(test_mailsrv_store__no_plaintext),
 		T(test_mailsrv_store__wrong_dek),
 		T(test_mailsrv_store__moved_file),
