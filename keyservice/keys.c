@@ -43,6 +43,7 @@
 
 #include "common/db.h"
 #include "common/err.h"
+#include "common/gcm.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/xmalloc.h"
@@ -91,7 +92,6 @@ struct keys_page {
 struct keys {
 	struct db_env		*db;
 	MDB_dbi			 dbi;
-	EVP_CIPHER		*gcm;
 	unsigned char		*master;	/* KEYS_MASTER_LEN, locked */
 	struct keys_page	*pages;
 	size_t			 pagesz;
@@ -119,10 +119,8 @@ struct keys_hdr {
 	size_t			 hdrlen;	/* through the nonce */
 };
 
-struct keys_iov {
-	const void	*p;
-	size_t		 n;
-};
+_Static_assert(KEYS_IV_LEN == GCM_IV_LEN && KEYS_TAG_LEN == GCM_TAG_LEN,
+    "keys records use common/gcm's sizes");
 
 static void
 keys_put32(unsigned char *p, uint32_t v)
@@ -350,78 +348,12 @@ keys_cache_free(struct keys *k)
 
 /* ---------------------------------------------------------------- crypto */
 
-/*
- * AES-256-GCM of in (n bytes) into out with the AAD pieces in order.
- * Encrypting writes tag; decrypting checks it (ERR_PERM on mismatch, out
- * wiped).  Other OpenSSL failures are ERR_GENERIC.
- */
-static int
-keys_gcm(struct keys *k, int enc, const unsigned char *key,
-    const unsigned char *iv, const struct keys_iov *aad, size_t naad,
-    const unsigned char *in, size_t n, unsigned char *out,
-    unsigned char *tag)
-{
-	EVP_CIPHER_CTX	*c;
-	int		 rc = ERR_GENERIC, outl;
-	size_t		 i;
-
-	if (n > INT_MAX) {
-		err_set(ERR_TOOBIG, "AES-256-GCM input of %zu bytes", n);
-		return ERR_TOOBIG;
-	}
-	if ((c = EVP_CIPHER_CTX_new()) == NULL)
-		return tls_error("EVP_CIPHER_CTX_new");
-	if (!EVP_CipherInit_ex2(c, k->gcm, key, iv, enc, NULL)) {
-		rc = tls_error("AES-256-GCM init");
-		goto done;
-	}
-	for (i = 0; i < naad; i++) {
-		if (aad[i].n == 0)
-			continue;
-		if (aad[i].n > INT_MAX || !EVP_CipherUpdate(c, NULL, &outl,
-		    aad[i].p, (int)aad[i].n)) {
-			rc = tls_error("AES-256-GCM aad");
-			goto done;
-		}
-	}
-	if (!EVP_CipherUpdate(c, out, &outl, in, (int)n)) {
-		rc = tls_error("AES-256-GCM update");
-		goto done;
-	}
-	if (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG,
-	    KEYS_TAG_LEN, tag)) {
-		rc = tls_error("AES-256-GCM set tag");
-		goto done;
-	}
-	if (!EVP_CipherFinal_ex(c, out + outl, &outl)) {
-		if (enc) {
-			rc = tls_error("AES-256-GCM final");
-			goto done;
-		}
-		ERR_clear_error();
-		err_set(ERR_PERM, "tag mismatch");
-		rc = ERR_PERM;
-		goto done;
-	}
-	if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG,
-	    KEYS_TAG_LEN, tag)) {
-		rc = tls_error("AES-256-GCM get tag");
-		goto done;
-	}
-	rc = 0;
-done:
-	EVP_CIPHER_CTX_free(c);
-	if (rc < 0 && !enc)
-		explicit_bzero(out, n);
-	return rc;
-}
-
 /* Seal (enc) or open a KEK record's key under the master key. */
 static int
 keys_kek_crypt(struct keys *k, int enc, const char *id, size_t idlen,
     uint32_t v, struct keys_rec *rec, unsigned char *kek)
 {
-	struct keys_iov	aad[4];
+	struct gcm_aad	aad[4];
 	unsigned char	zero = 0, be[4];
 	int		rc;
 
@@ -435,9 +367,9 @@ keys_kek_crypt(struct keys *k, int enc, const char *id, size_t idlen,
 	aad[3].p = be;
 	aad[3].n = sizeof(be);
 	if (enc)
-		return keys_gcm(k, 1, k->master, rec->iv, aad, 4, kek,
+		return gcm_crypt(1, k->master, rec->iv, aad, 4, kek,
 		    KEYS_KEK_LEN, rec->ct, rec->tag);
-	rc = keys_gcm(k, 0, k->master, rec->iv, aad, 4, rec->ct,
+	rc = gcm_crypt(0, k->master, rec->iv, aad, 4, rec->ct,
 	    KEYS_KEK_LEN, kek, rec->tag);
 	if (rc == ERR_PERM)
 		err_set(ERR_PERM, "KEK %.*s v%u does not authenticate under "
@@ -905,7 +837,7 @@ bad:
 
 /* AAD of a wrapped key: label || NUL || header || context. */
 static void
-keys_wrap_aad(struct keys_iov *aad, const unsigned char *hdr, size_t hdrlen,
+keys_wrap_aad(struct gcm_aad *aad, const unsigned char *hdr, size_t hdrlen,
     const char *context, size_t ctxlen)
 {
 	aad[0].p = keys_wrap_label;
@@ -923,7 +855,7 @@ keys_wrap_newest(struct keys *k, const char *id, size_t idlen,
     char **out, uint32_t *version_out)
 {
 	struct keys_kek	*e;
-	struct keys_iov	 aad[3];
+	struct gcm_aad	 aad[3];
 	unsigned char	*blob = NULL, *p;
 	size_t		 hdrlen = 3 + idlen + 4 + KEYS_IV_LEN, total;
 	int		 rc;
@@ -944,7 +876,7 @@ keys_wrap_newest(struct keys *k, const char *id, size_t idlen,
 	if ((rc = keys_nonce(k, e, p)) < 0)
 		goto done;
 	keys_wrap_aad(aad, blob, hdrlen, context, ctxlen);
-	if ((rc = keys_gcm(k, 1, e->key, p, aad, 3, plain, n, blob + hdrlen,
+	if ((rc = gcm_crypt(1, e->key, p, aad, 3, plain, n, blob + hdrlen,
 	    blob + hdrlen + n)) < 0)
 		goto done;
 	*out = xmalloc(KEYS_B64_LEN(total) + 1);
@@ -967,7 +899,7 @@ keys_unwrap_raw(struct keys *k, const char *wrapped, const char *context,
 {
 	struct keys_hdr	 h;
 	struct keys_kek	*e;
-	struct keys_iov	 aad[3];
+	struct gcm_aad	 aad[3];
 	unsigned char	*raw = NULL, *plain = NULL;
 	size_t		 slen, rawlen, ctxlen, ctlen = 0;
 	char		 id[KEYS_ID_MAX + 1];
@@ -993,7 +925,7 @@ keys_unwrap_raw(struct keys *k, const char *wrapped, const char *context,
 	ctlen = rawlen - h.hdrlen - KEYS_TAG_LEN;
 	plain = xmalloc(ctlen);
 	keys_wrap_aad(aad, raw, h.hdrlen, context, ctxlen);
-	if ((rc = keys_gcm(k, 0, e->key, raw + h.hdrlen - KEYS_IV_LEN, aad,
+	if ((rc = gcm_crypt(0, e->key, raw + h.hdrlen - KEYS_IV_LEN, aad,
 	    3, raw + h.hdrlen, ctlen, plain, raw + h.hdrlen + ctlen)) < 0) {
 		if (rc == ERR_PERM)
 			err_set(ERR_PERM, "wrapped key does not authenticate "
@@ -1148,10 +1080,6 @@ keys_open(struct keys **out, struct db_env *db, const unsigned char *master)
 	k->buckets = xcalloc(k->nbuckets, sizeof(*k->buckets));
 	k->master = keys_secret_alloc(k);
 	memcpy(k->master, master, KEYS_MASTER_LEN);
-	if ((k->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) == NULL) {
-		rc = tls_error("fetch AES-256-GCM");
-		goto fail;
-	}
 	if ((rc = db_dbi(db, "keks", 0, &k->dbi)) < 0)
 		goto fail;
 	if ((rc = keys_check_master(k)) < 0)
@@ -1172,7 +1100,6 @@ keys_close(struct keys **p)
 		return;
 	keys_cache_free(k);
 	keys_pages_free(k);
-	EVP_CIPHER_free(k->gcm);
 	free(k);
 	*p = NULL;
 }

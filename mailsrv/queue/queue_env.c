@@ -32,18 +32,18 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/err.h"
+#include "common/gcm.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "mailsrv/queue/queue.h"
 
 #define QE_VERSION	1
 #define QE_MAGIC	"AQE1"
-#define QE_NONCE_LEN	12
-#define QE_TAG_LEN	16
+#define QE_NONCE_LEN	GCM_IV_LEN
+#define QE_TAG_LEN	GCM_TAG_LEN
 #define QE_SEAL_OVER	(4 + QE_NONCE_LEN + QE_TAG_LEN)
 #define QE_AAD_PREFIX	"amanat-queue-env-v1"	/* + its NUL */
 /* HELO, peer, auth, ENVID, department and status strings. */
@@ -405,31 +405,12 @@ qe_gcm(int enc, const unsigned char *key, const char *id,
     unsigned char *out, unsigned char *tag)
 {
 	static const char	 prefix[] = QE_AAD_PREFIX;
-	EVP_CIPHER_CTX		*ctx;
-	int			 outl, ok;
+	const struct gcm_aad	 aad[] = {
+		{ prefix, sizeof(prefix) },
+		{ id, QUEUE_ID_LEN },
+	};
 
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
-		fatalx("queue: EVP_CIPHER_CTX_new");
-	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
-	    enc) == 1 &&
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, QE_NONCE_LEN,
-	    NULL) == 1 &&
-	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) == 1 &&
-	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)prefix,
-	    sizeof(prefix)) == 1 &&
-	    EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)id,
-	    QUEUE_ID_LEN) == 1 &&
-	    (len == 0 || (EVP_CipherUpdate(ctx, out, &outl, in, (int)len) ==
-	    1 && (size_t)outl == len));
-	if (ok && enc)
-		ok = EVP_CipherFinal_ex(ctx, out + len, &outl) == 1 &&
-		    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, QE_TAG_LEN,
-		    tag) == 1;
-	else if (ok)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, QE_TAG_LEN,
-		    tag) == 1 && EVP_CipherFinal_ex(ctx, out + len, &outl) == 1;
-	EVP_CIPHER_CTX_free(ctx);
-	return ok ? 0 : -1;
+	return gcm_crypt(enc, key, nonce, aad, 2, in, len, out, tag);
 }
 
 int

@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "common/err.h"
+#include "common/gcm.h"
 #include "common/tls.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -64,66 +65,28 @@ msgfile_cmax(size_t msg_max)
  * AES-256-GCM over buf in place.  enc: tag is written; otherwise it is
  * checked (ERR_PERM on mismatch, buf wiped).
  */
+_Static_assert(MSGFILE_NONCE_LEN == GCM_IV_LEN &&
+    MSGFILE_TAG_LEN == GCM_TAG_LEN, "message files use common/gcm's sizes");
+
 static int
 msgfile_gcm(int enc, const unsigned char *key, const unsigned char *hdr,
     const char *user_id, const char *blob_id, unsigned char *buf, size_t n,
     unsigned char *tag)
 {
 	static const char	 label[] = MSGFILE_AAD_LABEL;
-	EVP_CIPHER_CTX		*c;
-	int			 rc = ERR_GENERIC, outl;
-
-	if (n > INT_MAX) {
-		err_set(ERR_TOOBIG, "message file body of %zu bytes", n);
-		return ERR_TOOBIG;
-	}
-	if ((c = EVP_CIPHER_CTX_new()) == NULL)
-		return tls_error("EVP_CIPHER_CTX_new");
-	if (!EVP_CipherInit_ex2(c, EVP_aes_256_gcm(), key,
-	    hdr + 8, enc, NULL)) {
-		rc = tls_error("AES-256-GCM init");
-		goto done;
-	}
 	/* label NUL user-id NUL blob-id header: each part length-fixed */
-	if (!EVP_CipherUpdate(c, NULL, &outl, (const unsigned char *)label,
-	    sizeof(label)) ||
-	    !EVP_CipherUpdate(c, NULL, &outl, (const unsigned char *)user_id,
-	    (int)strlen(user_id) + 1) ||
-	    !EVP_CipherUpdate(c, NULL, &outl, (const unsigned char *)blob_id,
-	    (int)strlen(blob_id)) ||
-	    !EVP_CipherUpdate(c, NULL, &outl, hdr, MSGFILE_HDR_LEN)) {
-		rc = tls_error("AES-256-GCM aad");
-		goto done;
-	}
-	if (!EVP_CipherUpdate(c, buf, &outl, buf, (int)n)) {
-		rc = tls_error("AES-256-GCM update");
-		goto done;
-	}
-	if (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG,
-	    MSGFILE_TAG_LEN, tag)) {
-		rc = tls_error("AES-256-GCM set tag");
-		goto done;
-	}
-	if (!EVP_CipherFinal_ex(c, buf + outl, &outl)) {
-		if (enc) {
-			rc = tls_error("AES-256-GCM final");
-			goto done;
-		}
-		ERR_clear_error();
+	const struct gcm_aad	 aad[] = {
+		{ label, sizeof(label) },
+		{ user_id, strlen(user_id) + 1 },
+		{ blob_id, strlen(blob_id) },
+		{ hdr, MSGFILE_HDR_LEN },
+	};
+	int			 rc;
+
+	rc = gcm_crypt(enc, key, hdr + 8, aad, sizeof(aad) / sizeof(aad[0]),
+	    buf, n, buf, tag);
+	if (rc == ERR_PERM)
 		err_set(ERR_PERM, "message file does not authenticate");
-		rc = ERR_PERM;
-		goto done;
-	}
-	if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG,
-	    MSGFILE_TAG_LEN, tag)) {
-		rc = tls_error("AES-256-GCM get tag");
-		goto done;
-	}
-	rc = 0;
-done:
-	EVP_CIPHER_CTX_free(c);
-	if (rc < 0)
-		explicit_bzero(buf, n);
 	return rc;
 }
 
