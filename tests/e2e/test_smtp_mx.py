@@ -403,6 +403,32 @@ def log_len(node):
     return len(node.log("mailsrv"))
 
 
+def send_to_bea(mx):
+    """alice on A writes to bea; returns once A logged it sent (2.0.0):
+    (marker, message, bea's last UID before, A's log offset before,
+    queue id)."""
+    a = mx.a
+    mk = marker()
+    msg = message(mk, BEA)
+    after = mx.store_b.last_uid(BEA)
+    since = log_len(a)
+    qid = send(a, [BEA], msg)
+    (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
+    assert status.startswith("2.0.0"), status
+    return mk, msg, after, since, qid
+
+
+def stored_once(mx, mk, msg, after, qid):
+    """bea's INBOX at B has the message once (still after a second), and
+    A logged one delivery; returns the stored bytes."""
+    (_, stored), = mx.store_b.wait_for(BEA, mk.encode(), after)
+    assert stored.endswith(msg)
+    time.sleep(1.0)
+    assert len(mx.store_b.find(BEA, mk.encode(), after)) == 1
+    assert [d[1] for d in deliveries(mx.a, qid)] == ["sent"]
+    return stored
+
+
 # ---------------------------------------------------------------- tests
 
 def test_dns_server_answers(mx):
@@ -421,13 +447,7 @@ def test_mx_best_preference_delivers_over_verified_tls(mx):
     STARTTLS verified against its name; the backup is never tried."""
     a, b = mx.a, mx.b
     mx.dns.set_zone(good_zone())
-    mk = marker()
-    msg = message(mk, BEA)
-    after = mx.store_b.last_uid(BEA)
-    since = log_len(a)
-    qid = send(a, [BEA], msg)
-    (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
-    assert status.startswith("2.0.0"), status
+    mk, msg, after, since, qid = send_to_bea(mx)
     assert connects(a, since) == [(MX_NAME, str(b.port("smtp")),
                                    "127.0.0.1")], a.log("mailsrv")[since:]
     assert "relay connecting host=%s:%d addr=127.0.0.1 rcpts=1 " \
@@ -438,14 +458,10 @@ def test_mx_best_preference_delivers_over_verified_tls(mx):
                      a.log("mailsrv")[since:])
     assert mx.dns.asked(B_DOMAIN, "MX") >= 1
     assert mx.dns.asked(MX_NAME, "A") >= 1
-    (_, stored), = mx.store_b.wait_for(BEA, mk.encode(), after)
-    assert stored.endswith(msg)
+    stored = stored_once(mx, mk, msg, after, qid)
     r = RECEIVED_RE.match(stored)
     assert r and r.group("with") == b"ESMTPS" and r.group("tls"), \
         stored[:400]
-    time.sleep(1.0)
-    assert len(mx.store_b.find(BEA, mk.encode(), after)) == 1
-    assert [d[1] for d in deliveries(a, qid)] == ["sent"]
     assert mx.store_a.find(ALICE, mk.encode()) == []
 
 
@@ -458,13 +474,7 @@ def test_best_mx_refuses_next_one_gets_the_mail(mx):
     zone[B_DOMAIN]["MX"].append((5, "down." + B_DOMAIN))
     zone["down." + B_DOMAIN] = {"A": [DOWN_V4], "AAAA": ["::1"]}
     mx.dns.set_zone(zone)
-    mk = marker()
-    msg = message(mk, BEA)
-    after = mx.store_b.last_uid(BEA)
-    since = log_len(a)
-    qid = send(a, [BEA], msg)
-    (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
-    assert status.startswith("2.0.0"), status
+    mk, msg, after, since, qid = send_to_bea(mx)
     port = str(b.port("smtp"))
     assert connects(a, since) == [("down." + B_DOMAIN, port, DOWN_V4),
                                   ("down." + B_DOMAIN, port, "::1"),
@@ -472,11 +482,7 @@ def test_best_mx_refuses_next_one_gets_the_mail(mx):
         a.log("mailsrv")[since:]
     assert "relay target failed host=down.%s[%s]:%s" % (
         B_DOMAIN, DOWN_V4, port) in a.log("mailsrv")[since:]
-    (_, stored), = mx.store_b.wait_for(BEA, mk.encode(), after)
-    assert stored.endswith(msg)
-    time.sleep(1.0)
-    assert len(mx.store_b.find(BEA, mk.encode(), after)) == 1
-    assert [d[1] for d in deliveries(a, qid)] == ["sent"]
+    stored_once(mx, mk, msg, after, qid)
 
 
 @pytest.mark.parametrize("mode", ["ehlo-421", "no-starttls", "bad-cert"])
@@ -495,13 +501,7 @@ def test_best_mx_fails_after_greeting_next_one_gets_the_mail(
         zone[B_DOMAIN]["MX"].append((5, FLAKY_NAME))
         zone[FLAKY_NAME] = {"A": [FLAKY_V4]}
         mx.dns.set_zone(zone)
-        mk = marker()
-        msg = message(mk, BEA)
-        after = mx.store_b.last_uid(BEA)
-        since = log_len(a)
-        qid = send(a, [BEA], msg)
-        (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
-        assert status.startswith("2.0.0"), status
+        mk, msg, after, since, qid = send_to_bea(mx)
         assert connects(a, since) == [(FLAKY_NAME, str(port), FLAKY_V4),
                                       (MX_NAME, str(port), "127.0.0.1")], \
             a.log("mailsrv")[since:]
@@ -512,11 +512,7 @@ def test_best_mx_fails_after_greeting_next_one_gets_the_mail(
         assert not [c for c in flaky.commands
                     if c.upper().startswith(("MAIL", "RCPT", "DATA"))], \
             flaky.commands
-        (_, stored), = mx.store_b.wait_for(BEA, mk.encode(), after)
-        assert stored.endswith(msg)
-        time.sleep(1.0)
-        assert len(mx.store_b.find(BEA, mk.encode(), after)) == 1
-        assert [d[1] for d in deliveries(a, qid)] == ["sent"]
+        stored_once(mx, mk, msg, after, qid)
     finally:
         flaky.stop()
 
@@ -526,13 +522,7 @@ def test_no_mx_implicit_mx_is_the_domain(mx):
     TLS is verified against the domain's name."""
     a, b = mx.a, mx.b
     mx.dns.set_zone({B_DOMAIN: {"A": ["127.0.0.1"]}})
-    mk = marker()
-    msg = message(mk, BEA)
-    after = mx.store_b.last_uid(BEA)
-    since = log_len(a)
-    qid = send(a, [BEA], msg)
-    (_, status), = wait_delivery(a, qid, BEA, ("sent", "failed"))
-    assert status.startswith("2.0.0"), status
+    mk, msg, after, since, qid = send_to_bea(mx)
     assert connects(a, since) == [(B_DOMAIN, str(b.port("smtp")),
                                    "127.0.0.1")]
     assert "mx lookup domain=%s result=ok implicit=1" % B_DOMAIN in \
