@@ -74,11 +74,27 @@ fsync_dir_of(const char *path)
 }
 
 int
+fd_write_all(int fd, const void *data, size_t len)
+{
+	const char	*p = data;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
 file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char		*tmp = NULL;
-	const char	*p = data;
-	ssize_t		 n;
 	int		 fd = -1, rc = ERR_IO;
 
 	xasprintf(&tmp, "%s.tmp.%d", path, (int)getpid());
@@ -87,17 +103,8 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, mode)) < 0)
 		goto fail;
-	if (fchmod(fd, mode) < 0)
+	if (fchmod(fd, mode) < 0 || fd_write_all(fd, data, len) < 0)
 		goto fail;
-	while (len > 0) {
-		if ((n = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
 	if (fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
@@ -121,8 +128,6 @@ fail:
 int
 file_write_new(const char *path, const void *data, size_t len, mode_t mode)
 {
-	const char	*p = data;
-	ssize_t		 n;
 	int		 fd, rc;
 
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -131,15 +136,8 @@ file_write_new(const char *path, const void *data, size_t len, mode_t mode)
 		err_set(rc, "create %s: %s", path, strerror(errno));
 		return rc;
 	}
-	while (len > 0) {
-		if ((n = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	if (fd_write_all(fd, data, len) < 0)
+		goto fail;
 	if (close(fd) == 0)
 		return 0;
 	fd = -1;

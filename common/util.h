@@ -20,6 +20,9 @@ int	ct_memeq(const void *, const void *, size_t);
  * Durable write: path.tmp.<pid> -> write -> fsync -> rename -> fsync(dir).
  * The tmp file is removed on failure.  mode applies to the new file.
  */
+/* All of len bytes to fd (short writes and EINTR retried): 0, or -1
+ * with errno. */
+int	fd_write_all(int, const void *, size_t);
 int	file_write_atomic(const char *, const void *, size_t, mode_t);
 /*
  * A new file (ERR_EXISTS if path exists; links never followed) written

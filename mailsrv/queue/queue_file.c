@@ -52,6 +52,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "mailsrv/queue/queue.h"
 
@@ -129,19 +130,9 @@ qf_get64(const unsigned char *p)
 static int
 qf_write_full(int fd, const void *data, size_t len)
 {
-	const unsigned char	*p = data;
-	ssize_t			 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			err_set(ERR_IO, "queue file write: %s",
-			    strerror(errno));
-			return ERR_IO;
-		}
-		p += n;
-		len -= (size_t)n;
+	if (fd_write_all(fd, data, len) < 0) {
+		err_set(ERR_IO, "queue file write: %s", strerror(errno));
+		return ERR_IO;
 	}
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * test_common_util.c -- unit tests for numbers, compare and file helpers.
  *
- * Purpose: parse_ll bounds and junk, ct_memeq, file_write_atomic (mode,
+ * Purpose: parse_ll bounds and junk, ct_memeq, fd_write_all, file_write_atomic (mode,
  * no tmp file left), file_read_all, file_check_secret, path_join, mkdir_p.
  * Runs in: the unit test binary only; files go to a mkdtemp() directory
  * that each test removes.
@@ -9,6 +9,7 @@
  * SECURITY: file_check_secret must refuse group/other access.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -142,6 +143,38 @@ test_common_util__ct_memeq(void **state)
 	assert_false(ct_memeq("xbcdef", "abcdef", 6));
 	assert_true(ct_memeq("abc", "abd", 2));
 	assert_true(ct_memeq("a", "b", 0));
+}
+
+/* fd_write_all: everything through a pipe in one call; a bad fd fails. */
+static void
+test_common_util__fd_write_all(void **state)
+{
+	static char	data[200000], got[sizeof(data)];
+	size_t		i, n = 0;
+	ssize_t		r;
+	int		p[2];
+	pid_t		pid;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 31 + 7);
+	assert_int_equal(pipe(p), 0);
+	/* more than a pipe holds: a reader drains it meanwhile */
+	if ((pid = fork()) == 0) {
+		close(p[0]);
+		_exit(fd_write_all(p[1], data, sizeof(data)) == 0 ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	while ((r = read(p[0], got + n, sizeof(got) - n)) > 0)
+		n += (size_t)r;
+	close(p[0]);
+	assert_int_equal(n, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_int_equal(waitpid(pid, &p[0], 0), pid);
+	assert_true(WIFEXITED(p[0]) && WEXITSTATUS(p[0]) == 0);
+	assert_int_equal(fd_write_all(-1, "x", 1), -1);
+	assert_int_equal(fd_write_all(-1, "", 0), 0);	/* nothing to do */
 }
 
 static void
@@ -296,6 +329,7 @@ main(void)
 		cmocka_unit_test(test_common_util__parse_ll_bounds),
 		cmocka_unit_test(test_common_util__parse_ll_junk),
 		cmocka_unit_test(test_common_util__ct_memeq),
+		cmocka_unit_test(test_common_util__fd_write_all),
 		cmocka_unit_test_setup_teardown(
 		    test_common_util__file_write_atomic, setup_dir,
 		    teardown_dir),
