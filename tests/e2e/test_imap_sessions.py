@@ -353,17 +353,24 @@ def test_idle_sees_smtp_delivery_within_1s(snode):
         c.logout()
 
 
-def test_idle_sees_flags_and_expunge_of_another_session(snode):
-    box = "Idle-" + mk()
+def idle_pair(snode, prefix):
+    """Two sessions of alice on a new mailbox of three messages, both
+    selected, the second in IDLE: (a, b, IDLE tag)."""
+    box = prefix + mk()
     a = connect(snode, ALICE)
     b = connect(snode, ALICE)
+    a.ok("CREATE " + box)
+    for i in range(3):
+        a.ok("APPEND %s " % box, Lit(small_message(i, box)))
+    a.select(box)
+    b.select(box)
+    tag, _ = b.idle_start()
+    return a, b, tag
+
+
+def test_idle_sees_flags_and_expunge_of_another_session(snode):
+    a, b, tag = idle_pair(snode, "Idle-")
     try:
-        a.ok("CREATE " + box)
-        for i in range(3):
-            a.ok("APPEND %s " % box, Lit(small_message(i, box)))
-        a.select(box)
-        b.select(box)
-        tag, _ = b.idle_start()
         a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
         a.ok("EXPUNGE")
         seen = []
@@ -386,16 +393,8 @@ def test_idle_hears_other_sessions_at_once(snode):
     """IDLE sessions are told of a change when it is made, not at the
     next poll (every 2 s, the safety net): three flag changes in one
     session each reach the other, in IDLE, within 0.5 s."""
-    box = "Hear-" + mk()
-    a = connect(snode, ALICE)
-    b = connect(snode, ALICE)
+    a, b, tag = idle_pair(snode, "Hear-")
     try:
-        a.ok("CREATE " + box)
-        for i in range(3):
-            a.ok("APPEND %s " % box, Lit(small_message(i, box)))
-        a.select(box)
-        b.select(box)
-        tag, _ = b.idle_start()
         for seq in (1, 2, 3):
             a.ok("STORE %d +FLAGS.SILENT (\\Flagged)" % seq)
             done = time.monotonic()

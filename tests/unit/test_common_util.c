@@ -1,8 +1,9 @@
 /*
  * test_common_util.c -- unit tests for numbers, compare and file helpers.
  *
- * Purpose: parse_ll bounds and junk, ct_memeq, fd_write_all, file_write_atomic (mode,
- * no tmp file left), file_read_all, file_check_secret, path_join, mkdir_p.
+ * Purpose: parse_ll bounds and junk, ct_memeq, fd_write_all,
+ * file_write_atomic (mode, no tmp file left), file_read_all,
+ * file_check_secret, path_join, mkdir_p.
  * Runs in: the unit test binary only; files go to a mkdtemp() directory
  * that each test removes.
  * Failure policy: cmocka assertions.
