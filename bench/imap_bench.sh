@@ -66,16 +66,9 @@
 # Exits non-zero when a run fails or a check does not hold.
 set -eu
 
-if [ $# -ne 1 ]; then
-	echo "usage: bench/imap_bench.sh BUILD" >&2
-	exit 2
-fi
-build=$1
-case $build in
-/*) ;;
-*) build=$(pwd)/$build ;;
-esac
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
+build=$(bench_build_arg bench/imap_bench.sh "$@")
 seconds=${BENCH_SECONDS:-10}
 sessions=${BENCH_IMAP_SESSIONS:-20}
 nusers=${BENCH_IMAP_USERS:-$sessions}
@@ -199,7 +192,6 @@ case " $targets " in
 esac
 
 # ---------------------------------------------------------------- helpers
-. "$top/bench/lib.sh"
 tmp=""		# the current mailsrv node
 dvtmp=""	# the Dovecot instance
 ks_pid=""

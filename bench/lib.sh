@@ -4,6 +4,22 @@
 # cleanup_mailsrv and ks_demo_start ms_pid, ks_pid (daemon pids), tmp
 # (the node directory) and keep (non-empty: keep it).
 
+# bench_build_arg NAME ARG...: the one argument, the build directory, as
+# an absolute path; a usage line naming NAME and exit 2 otherwise.  Use
+# as build=$(bench_build_arg ...) under set -e.
+bench_build_arg() {
+	name=$1
+	shift
+	if [ $# -ne 1 ]; then
+		echo "usage: $name BUILD" >&2
+		exit 2
+	fi
+	case $1 in
+	/*) echo "$1" ;;
+	*) echo "$(pwd)/$1" ;;
+	esac
+}
+
 # stop_pid PID NAME: SIGTERM, SIGKILL when still there after 10 s.
 stop_pid() {
 	kill -TERM "$1" 2>/dev/null || true

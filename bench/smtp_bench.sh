@@ -41,16 +41,9 @@
 # fails or a check does not hold.
 set -eu
 
-if [ $# -ne 1 ]; then
-	echo "usage: bench/smtp_bench.sh BUILD" >&2
-	exit 2
-fi
-build=$1
-case $build in
-/*) ;;
-*) build=$(pwd)/$build ;;
-esac
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
+build=$(bench_build_arg bench/smtp_bench.sh "$@")
 count=${BENCH_SMTP_MESSAGES:-10000}
 sessions=${BENCH_SMTP_SESSIONS:-20}
 size=${BENCH_SMTP_SIZE:-5120}
@@ -121,7 +114,6 @@ if [ $root = 0 ] && [ "$targets" != mailsrv ]; then
 fi
 
 # ---------------------------------------------------------------- helpers
-. "$top/bench/lib.sh"
 tmp=""
 pftmp=""
 pf_started=0
