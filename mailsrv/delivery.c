@@ -265,7 +265,7 @@ static void
 delivery_batch_local(struct delivery_batch *b)
 {
 	struct store_delivery	*d = NULL;
-	char			(*dedup)[STORE_DEDUP_MAX + 1];
+	char			(*dedup)[STORE_DEDUP_MAX + 1] = NULL;
 	struct queue_rcpt	**who = NULL;
 	size_t			 k, i, n, at, total = 0, cap = 0;
 
@@ -292,6 +292,8 @@ delivery_batch_local(struct delivery_batch *b)
 				cap = cap ? cap * 2 : 64;
 				d = xreallocarray(d, cap, sizeof(*d));
 				who = xreallocarray(who, cap, sizeof(*who));
+				dedup = xreallocarray(dedup, cap,
+				    sizeof(*dedup));
 			}
 			memset(&d[total], 0, sizeof(d[total]));
 			d[total].addr = r->addr;
@@ -299,18 +301,14 @@ delivery_batch_local(struct delivery_batch *b)
 			d[total].msg = j->msg;
 			d[total].len = j->len;
 			d[total].internaldate = j->env->created;
-			/* its delivery id, "<queue id>:<i>", is set below */
-			d[total].dedup = j->env->id;
-			d[total].uid = (uint32_t)i;
+			/* the delivery id: (queue id, recipient) */
+			snprintf(dedup[total], sizeof(dedup[total]), "%s:%zu",
+			    j->env->id, i);
 			who[total++] = r;
 		}
 	}
-	dedup = xcalloc(total ? total : 1, sizeof(*dedup));
-	for (at = 0; at < total; at++) {
-		snprintf(dedup[at], sizeof(dedup[at]), "%s:%u", d[at].dedup,
-		    (unsigned)d[at].uid);
+	for (at = 0; at < total; at++)	/* dedup moves no more */
 		d[at].dedup = dedup[at];
-	}
 	for (at = 0; at < total; at += n) {
 		n = total - at < STORE_BATCH_MAX ? total - at :
 		    STORE_BATCH_MAX;
