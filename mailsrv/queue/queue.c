@@ -912,7 +912,7 @@ queue_upd_fn(MDB_txn *txn, void *arg)
  * envelope and recovery removes it, and tmp/ is cleared at open.
  */
 static void
-queue_unlink_msg(struct queue *q, const char *id)
+queue_release_msg(struct queue *q, const char *id)
 {
 	char	nid[QUEUE_ID_LEN + 1];
 	int	fd, full;
@@ -942,7 +942,7 @@ queue_upd(struct queue *q, struct queue_upd_arg *a)
 	if ((rc = queue_db_write(q, queue_upd_fn, a)) < 0)
 		return rc;
 	if (a->rec == NULL) {
-		queue_unlink_msg(q, a->id);
+		queue_release_msg(q, a->id);
 		log_info("queue removed id=%s", a->id);
 	}
 	return 0;
@@ -1035,7 +1035,7 @@ queue_update_many(struct queue *q, struct queue_env *const *envs, size_t n,
 		if (rc < 0)
 			rcs[i] = rc;
 		else if (rcs[i] == 0 && m.a[i].rec == NULL) {
-			queue_unlink_msg(q, m.a[i].id);
+			queue_release_msg(q, m.a[i].id);
 			log_info("queue removed id=%s", m.a[i].id);
 		}
 		free(recs[i]);
