@@ -100,6 +100,7 @@ struct queue_writer {
 	EVP_CIPHER_CTX	*ctx;
 	unsigned char	*buf;		/* deflate output, encrypted in place */
 	size_t		 used;
+	size_t		 bufhw;		/* most of buf ever used: to wipe */
 	/* the queue's list of open writers (loop thread only) */
 	struct queue_writer	 *next;
 	struct queue_writer	**prevp;
@@ -225,6 +226,8 @@ qf_deflate(struct queue_writer *w, int flush)
 			return ERR_GENERIC;
 		}
 		w->used = QF_BUF - w->zs.avail_out;
+		if (w->used > w->bufhw)
+			w->bufhw = w->used;
 		if (w->used == QF_BUF) {
 			if ((rc = qf_emit(w)) < 0)
 				return rc;
@@ -433,8 +436,10 @@ qf_writer_free(struct queue_writer *w)
 	if (w->zinit)
 		deflateEnd(&w->zs);
 	EVP_CIPHER_CTX_free(w->ctx);
-	if (w->buf != NULL)
-		xfreezero(w->buf, QF_BUF);
+	if (w->buf != NULL) {
+		explicit_bzero(w->buf, w->bufhw);
+		free(w->buf);
+	}
 	if (w->mem != NULL)
 		xfreezero(w->mem, w->memcap);
 	explicit_bzero(w, sizeof(*w));
