@@ -15,7 +15,8 @@
 #   smtp durable accept: mailsrv N msg/s, postfix M msg/s, ratio R (...)
 # A rate is messages / wall time of the smtp-source run.  The figures are
 # checked: smtp-source must finish without an error reply, mailsrv's log
-# must hold one "smtp queued" line per message and, once the queue has
+# must hold one "smtp queued" or "smtp delivered" (direct delivery, into
+# the INBOX before the 250) line per message and, once the queue has
 # drained, one "delivery ... state=sent" line per message; Postfix's log
 # one "status=sent" (discard) line per message.
 #
@@ -318,13 +319,16 @@ bench_mailsrv() {
 	run_source mailsrv "$smtp_port" "$tmp/smtp-source.out" || return 1
 	ms_rate=$rate
 
-	# The figure counts only if every message was queued (the 250
-	# comes after the group commit) and then delivered.
-	# (plus the warm-up message)
+	# The figure counts only if every message was accepted durably:
+	# queued (the 250 comes after the queue's group commit) and then
+	# delivered, or delivered before its 250 (direct delivery: the
+	# store's group commit).  (Plus the warm-up message, queued: its
+	# recipient's key was not cached yet.)
 	q=$(($(grep -c ' smtp queued id=' "$mslog" || true) - 1))
-	if [ "$q" -ne "$count" ]; then
-		echo "bench: mailsrv logged $q \"smtp queued\" for" \
-		    "$count messages" >&2
+	direct=$(grep -c ' smtp delivered id=' "$mslog" || true)
+	if [ $((q + direct)) -ne "$count" ]; then
+		echo "bench: mailsrv logged $q \"smtp queued\" and" \
+		    "$direct \"smtp delivered\" for $count messages" >&2
 		tail -n 20 "$mslog" >&2
 		return 1
 	fi
@@ -341,7 +345,8 @@ bench_mailsrv() {
 		tail -n 20 "$mslog" >&2
 		return 1
 	fi
-	echo "mailsrv: $q queued (smtp queued), $d delivered (state=sent)"
+	echo "mailsrv: $q queued (smtp queued), $direct delivered before" \
+	    "the 250 (smtp delivered), $d delivered (state=sent)"
 }
 
 # ---------------------------------------------------------------- postfix

@@ -135,6 +135,7 @@ struct amanat_conf {
 		long long	 quota;		/* per user, 0: none */
 		long long	 queue_lifetime;	/* ms */
 		long long	 delay_warning;		/* ms, 0: never */
+		int		 direct_delivery;
 		long long	 retry_min;		/* ms */
 		long long	 retry_max;		/* ms */
 		long long	 workers;

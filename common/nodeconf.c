@@ -109,6 +109,8 @@ static const struct conf_knob mailsrv_knobs[] = {
 	    "127.0.0.1:2444", NULL },
 	{ "delay_warning", CONF_DURATION, OFF(mailsrv.delay_warning), 0,
 	    30 * DAY, "4h", NULL },
+	{ "direct_delivery", CONF_BOOL, OFF(mailsrv.direct_delivery), 0, 1,
+	    "yes", NULL },
 	{ "dns_resolver", CONF_STR, OFF(mailsrv.dns_resolver), 0, 63, "",
 	    NULL },
 	{ "dns_timeout", CONF_DURATION, OFF(mailsrv.dns_timeout), 1 * SEC,

@@ -92,6 +92,10 @@ struct delivery_job {
 	size_t			 dsn2len;
 	int			 rc;
 	int			 finished;	/* queue record written */
+	/* delivery_direct(): env and msg are the SMTP session's */
+	int			 direct;
+	delivery_direct_cb	 dcb;
+	void			*darg;
 };
 
 /* Jobs whose local part runs together on a worker. */
@@ -161,11 +165,11 @@ inflight_has(const char *id)
 static void
 delivery_job_free(struct delivery_job *j)
 {
-	if (j->env != NULL)
+	if (j->env != NULL && !j->direct)
 		inflight_remove(j->env->id);
 	if (j->deks != NULL)
 		xfreezero(j->deks, j->env->nrcpts * STORE_DEK_LEN);
-	if (j->msg != NULL)
+	if (j->msg != NULL && !j->direct)
 		xfreezero(j->msg, j->len);
 	if (j->dsn != NULL)
 		xfreezero(j->dsn, j->dsnlen);
@@ -173,11 +177,34 @@ delivery_job_free(struct delivery_job *j)
 		xfreezero(j->dsn2, j->dsn2len);
 	free(j->ready);
 	free(j->was);
-	if (j->env != NULL)
-		inflight_bytes -= j->env->size;
-	queue_env_free(&j->env);
-	j->ms->delivering--;
+	if (!j->direct) {
+		if (j->env != NULL)
+			inflight_bytes -= j->env->size;
+		queue_env_free(&j->env);
+		j->ms->delivering--;
+	}
 	free(j);
+}
+
+/*
+ * A job that will not run (stopping, workers refused it): a direct one
+ * tells its session, which queues the message or answers 451.
+ */
+static void
+delivery_job_drop(struct delivery_job *j)
+{
+	delivery_direct_cb	 cb = j->dcb;
+	void			*arg = j->darg;
+	char			 id[QUEUE_ID_LEN + 1];
+	int			 direct = j->direct;
+
+	if (direct)
+		snprintf(id, sizeof(id), "%s", j->env->id);
+	delivery_job_free(j);
+	if (direct) {
+		err_set(ERR_IO, "delivery stopped");
+		cb(ERR_IO, id, arg);
+	}
 }
 
 static void	delivery_key_fetch(struct delivery_job *, size_t);
@@ -556,6 +583,8 @@ delivery_relay(struct delivery_job *j)
 static void	delivery_queue_dsn(struct delivery_job *, char **, size_t *);
 static void	delivery_done(void *);
 
+static void	delivery_direct_done(struct delivery_job *);
+
 static void
 delivery_done(void *arg)
 {
@@ -563,6 +592,10 @@ delivery_done(void *arg)
 	struct mailsrv		*ms = j->ms;
 	size_t			 i;
 
+	if (j->direct) {
+		delivery_direct_done(j);
+		return;
+	}
 	if (j->rc < 0)
 		log_warnx("delivery %s: queue update failed: %s", j->env->id,
 		    err_msg());
@@ -593,6 +626,92 @@ delivery_done(void *arg)
 	}
 	delivery_job_free(j);
 	delivery_kick(ms);
+}
+
+/* ------------------------------------------------------ direct delivery */
+
+/*
+ * Loop: a direct delivery ran.  The session hears first (it records
+ * mail.accept and answers, or queues the message for the recipients not
+ * stored, and may free env); then the copies stored are logged, audited
+ * and announced as the queue's deliveries are.
+ */
+static void
+delivery_direct_done(struct delivery_job *j)
+{
+	struct mailsrv		*ms = j->ms;
+	struct queue_env	*env = j->env;
+	delivery_direct_cb	 cb = j->dcb;
+	void			*arg = j->darg;
+	char			 id[QUEUE_ID_LEN + 1], *sender, **addrs;
+	size_t			 i, n = 0;
+	int			 rc = j->rc;
+
+	snprintf(id, sizeof(id), "%s", env->id);
+	sender = xstrdup(env->sender);
+	addrs = xcalloc(env->nrcpts, sizeof(*addrs));
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_DELIVERED)
+			addrs[n++] = xstrdup(env->rcpts[i].addr);
+	delivery_job_free(j);
+	if (rc < 0)
+		err_set(rc, "not every mailbox took the message");
+	cb(rc, id, arg);
+	for (i = 0; i < n; i++) {
+		log_info("delivery id=%s to=<%s> state=sent status=\"2.0.0 "
+		    "delivered\" direct=yes", id, addrs[i]);
+		imap_notify_user(ms, addrs[i]);
+		if (ms->audit != NULL)
+			(void)auditsvc_record(ms->audit, sender, "", "",
+			    "mail.deliver", addrs[i], AUDIT_OK, 0,
+			    json_pack("{s:s,s:s}", "queue_id", id, "status",
+			    "2.0.0 delivered"), NULL, NULL);
+		free(addrs[i]);
+	}
+	free(addrs);
+	free(sender);
+}
+
+int
+delivery_direct(struct mailsrv *ms, struct queue_writer *w,
+    struct queue_env *env, delivery_direct_cb cb, void *arg)
+{
+	struct delivery_job	*j;
+	const unsigned char	*msg;
+	size_t			 len, i;
+
+	if (!ms->d->conf.mailsrv.direct_delivery || ms->store == NULL ||
+	    ms->stopping || env->nrcpts == 0 ||
+	    queue_writer_peek(w, &msg, &len) < 0 || len == 0)
+		return -1;
+	for (i = 0; i < env->nrcpts; i++)
+		if (!env->rcpts[i].local ||
+		    env->rcpts[i].state != QUEUE_RCPT_PENDING ||
+		    (env->rcpts[i].notify & QUEUE_NOTIFY_SUCCESS))
+			return -1;	/* relay, or a success report */
+	j = xcalloc(1, sizeof(*j));
+	j->ms = ms;
+	j->env = env;
+	j->direct = 1;
+	j->dcb = cb;
+	j->darg = arg;
+	j->deks = xcalloc(env->nrcpts, STORE_DEK_LEN);
+	j->ready = xcalloc(env->nrcpts, sizeof(int));
+	j->was = xcalloc(env->nrcpts, sizeof(int));
+	for (i = 0; i < env->nrcpts; i++) {
+		/* no keyservice round trip here: the queue does that */
+		if (!userkey_peek(env->rcpts[i].addr, j->deks[i])) {
+			delivery_job_free(j);
+			return -1;
+		}
+		j->ready[i] = 1;
+	}
+	snprintf(env->id, sizeof(env->id), "%s", queue_writer_id(w));
+	/* borrowed: never written, and not freed by delivery_job_free */
+	j->msg = (unsigned char *)(uintptr_t)msg;
+	j->len = len;
+	delivery_submit(j);
+	return 0;
 }
 
 /* ------------------------------------------------------------ bounces */
@@ -713,8 +832,10 @@ delivery_batch_work(void *arg)
 	size_t			  k, i, n = 0;
 
 	for (k = 0; k < b->n; k++)
-		b->jobs[k]->read_rc = queue_read(b->ms->queue,
-		    b->jobs[k]->env->id, &b->jobs[k]->msg, &b->jobs[k]->len);
+		if (!b->jobs[k]->direct)
+			b->jobs[k]->read_rc = queue_read(b->ms->queue,
+			    b->jobs[k]->env->id, &b->jobs[k]->msg,
+			    &b->jobs[k]->len);
 	delivery_batch_local(b);
 	envs = xcalloc(b->n, sizeof(*envs));
 	rcs = xcalloc(b->n, sizeof(*rcs));
@@ -722,6 +843,16 @@ delivery_batch_work(void *arg)
 		struct delivery_job	*j = b->jobs[k];
 		int			 remote = 0;
 
+		if (j->direct) {
+			/* every copy durable, or the queue takes it */
+			j->rc = 0;
+			for (i = 0; i < j->env->nrcpts; i++)
+				if (j->env->rcpts[i].state !=
+				    QUEUE_RCPT_DELIVERED)
+					j->rc = ERR_IO;
+			j->finished = 1;
+			continue;
+		}
 		for (i = 0; i < j->env->nrcpts && j->read_rc == 0; i++)
 			if (!j->env->rcpts[i].local &&
 			    j->env->rcpts[i].state == QUEUE_RCPT_PENDING)
@@ -795,7 +926,7 @@ delivery_batch_start(struct mailsrv *ms)
 	}
 	for (k = 0; k < n; k++) {
 		log_warnx("delivery %s: workers busy", b->jobs[k]->env->id);
-		delivery_job_free(b->jobs[k]);
+		delivery_job_drop(b->jobs[k]);
 	}
 	free(b->jobs);
 	free(b);
@@ -806,7 +937,7 @@ static void
 delivery_submit(struct delivery_job *j)
 {
 	if (j->ms->stopping) {
-		delivery_job_free(j);
+		delivery_job_drop(j);
 		return;
 	}
 	ready_jobs = xreallocarray(ready_jobs, nready_jobs + 1,
@@ -1015,7 +1146,7 @@ delivery_stop(struct mailsrv *ms)
 	mx_resolver_free(&resolver);
 	/* jobs waiting for a batch (one running ends on its own) */
 	while (nready_jobs > 0)
-		delivery_job_free(ready_jobs[--nready_jobs]);
+		delivery_job_drop(ready_jobs[--nready_jobs]);
 	free(ready_jobs);
 	ready_jobs = NULL;
 	userkey_wipe();

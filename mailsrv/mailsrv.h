@@ -87,5 +87,21 @@ void	delivery_release(struct mailsrv *, const char *);
 void	delivery_kick(struct mailsrv *);
 /* Last, once workers and keyservice callbacks are done. */
 void	delivery_close_store(struct mailsrv *);
+/*
+ * Direct delivery ([mailsrv] direct_delivery): store the message that
+ * writer w holds in memory in the INBOX of each of env's recipients, in
+ * the next delivery batch, without queueing it.  Returns -1 when it does
+ * not apply (a recipient not local or asking NOTIFY=SUCCESS, a data key
+ * not cached, the message not in memory, the knob off): queue it.  Else
+ * 0, and cb(rc, id, arg) follows on the loop: rc 0 when every copy is
+ * durable; else rc < 0, and the recipients stored are marked delivered
+ * in env (queue the message for the others).  w and env must stay
+ * untouched until then; env->id is set to the writer's id.
+ */
+struct queue_writer;
+struct queue_env;
+typedef void	(*delivery_direct_cb)(int, const char *, void *);
+int	delivery_direct(struct mailsrv *, struct queue_writer *,
+	    struct queue_env *, delivery_direct_cb, void *);
 
 #endif

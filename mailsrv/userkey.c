@@ -63,6 +63,17 @@ cache_put(const char *addr, const unsigned char *dek)
 	e->expires = now + USERKEY_TTL;
 }
 
+int
+userkey_peek(const char *addr, unsigned char dek[STORE_DEK_LEN])
+{
+	struct userkey_entry	*e;
+
+	if ((e = cache_lookup(addr)) == NULL)
+		return 0;
+	memcpy(dek, e->dek, STORE_DEK_LEN);
+	return 1;
+}
+
 void
 userkey_wipe(void)
 {

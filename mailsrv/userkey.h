@@ -32,6 +32,8 @@ typedef void	(*userkey_cb)(int, const unsigned char *, void *);
  */
 int	userkey_get(struct mailsrv *, const char *, const char *,
 	    unsigned char[STORE_DEK_LEN], userkey_cb, void *);
+/* 1 with the key copied into dek when it is cached, else 0 (no fetch). */
+int	userkey_peek(const char *, unsigned char[STORE_DEK_LEN]);
 /* The keyservice context a user's mailbox key is bound to. */
 char	*userkey_context(const char *);
 void	userkey_wipe(void);

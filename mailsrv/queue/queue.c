@@ -533,8 +533,8 @@ queue_spares_legacy(struct queue *q)
  * Add the empty file tmp/<id> (open as fd) to the spares; when they are
  * full already, remove it and return -1.  Any thread.
  */
-static int
-queue_spare_put(struct queue *q, int fd, const char *id)
+int
+queue__spare_put(struct queue *q, int fd, const char *id)
 {
 	pthread_mutex_lock(&q->spare_lock);
 	if (q->nspare == Q_SPARES) {
@@ -548,6 +548,26 @@ queue_spare_put(struct queue *q, int fd, const char *id)
 	q->nspare++;
 	pthread_mutex_unlock(&q->spare_lock);
 	return 0;
+}
+
+/*
+ * The empty file tmp/<id> (open as fd) of a writer that was aborted: a
+ * spare again under a new id (an id names one message only: a direct
+ * delivery's id is in the store's delivery ids), or removed.
+ */
+void
+queue__spare_recycle(struct queue *q, int fd, const char *id)
+{
+	char	nid[QUEUE_ID_LEN + 1];
+
+	if (queue_id_new(nid) == 0 && renameat2(q->tmpfd, id, q->tmpfd, nid,
+	    RENAME_NOREPLACE) == 0) {
+		(void)queue__spare_put(q, fd, nid);
+		return;
+	}
+	if (unlinkat(q->tmpfd, id, 0) == -1 && errno != ENOENT)
+		log_warn("queue unlink tmp/%s", id);
+	close(fd);
 }
 
 /* Top up the spare tmp files (any thread; the batch thread does it). */
@@ -564,7 +584,7 @@ queue_spares_fill(struct queue *q)
 	for (; n < Q_SPARES_MADE; n++) {
 		if ((fd = queue_tmp_create(q, q->tmpfd, id)) == -1)
 			return;
-		if (queue_spare_put(q, fd, id) < 0)
+		if (queue__spare_put(q, fd, id) < 0)
 			return;
 	}
 }
@@ -639,7 +659,7 @@ queue_commit(struct queue_writer **wp, const struct queue_env *env,
 	}
 	e = xcalloc(1, sizeof(*e));
 	e->fd = -1;
-	memcpy(e->id, queue__writer_id(w), sizeof(e->id));
+	memcpy(e->id, queue_writer_id(w), sizeof(e->id));
 	tmp = *env;
 	memcpy(tmp.id, e->id, sizeof(tmp.id));
 	tmp.size = queue_writer_size(w);
@@ -925,7 +945,7 @@ queue_release_msg(struct queue *q, const char *id)
 		if (ftruncate(fd, 0) == 0 && queue_id_new(nid) == 0 &&
 		    renameat2(q->msgfd, id, q->tmpfd, nid,
 		    RENAME_NOREPLACE) == 0) {
-			queue_spare_put(q, fd, nid);
+			queue__spare_put(q, fd, nid);
 			return;
 		}
 		close(fd);

@@ -133,8 +133,21 @@ int	queue_writer_new(struct queue *, struct queue_writer **);
  */
 int	queue_writer_write(struct queue_writer *, const void *, size_t);
 uint64_t	queue_writer_size(struct queue_writer *);
-/* Drop a message being received; NULL-safe, sets *w = NULL. */
+/*
+ * Drop a message being received; NULL-safe, sets *w = NULL.  A file
+ * nothing was written to yet goes back to the spares.
+ */
 void	queue_writer_abort(struct queue_writer **);
+/* The writer's id: the one queue_commit() will give the message. */
+const char	*queue_writer_id(const struct queue_writer *);
+/*
+ * The message so far, while the writer still holds it all in memory (up
+ * to 256 KiB, nothing written to its file yet): 0 with *p and *len,
+ * valid until the next write, commit or abort; else -1 (streaming to
+ * its file, or failed).
+ */
+int	queue_writer_peek(const struct queue_writer *, const unsigned char **,
+	    size_t *);
 
 typedef void	(*queue_commit_cb)(int, const char *, void *);
 /*
@@ -224,7 +237,8 @@ int	queue__writer_open(struct queue_writer **, struct queue_writer **,
 	    uint64_t);
 void	queue__writers_detach(struct queue_writer **);
 struct queue	*queue__writer_queue(const struct queue_writer *);
-const char	*queue__writer_id(const struct queue_writer *);
+int	queue__spare_put(struct queue *, int, const char *);
+void	queue__spare_recycle(struct queue *, int, const char *);
 int	queue__writer_finish(struct queue_writer **, int *);
 void	queue__writer_release(struct queue_writer *);
 int	queue__writer_failed(const struct queue_writer *);

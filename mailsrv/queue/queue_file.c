@@ -423,9 +423,20 @@ queue__writer_queue(const struct queue_writer *w)
 }
 
 const char *
-queue__writer_id(const struct queue_writer *w)
+queue_writer_id(const struct queue_writer *w)
 {
 	return w->id;
+}
+
+int
+queue_writer_peek(const struct queue_writer *w, const unsigned char **p,
+    size_t *len)
+{
+	if (w->failed || w->started)
+		return -1;
+	*p = w->mem;
+	*len = (size_t)w->plen;
+	return 0;
 }
 
 /* Release everything; the tmp file stays (the caller decides). */
@@ -453,7 +464,10 @@ queue_writer_abort(struct queue_writer **wp)
 
 	if (wp == NULL || (w = *wp) == NULL)
 		return;
-	if (w->fd != -1) {
+	if (w->fd != -1 && w->q != NULL && !w->started) {
+		/* still empty: a spare again (or removed) */
+		queue__spare_recycle(w->q, w->fd, w->id);
+	} else if (w->fd != -1) {
 		close(w->fd);
 		if (unlinkat(w->dirfd, w->id, 0) == -1 && errno != ENOENT)
 			log_warn("queue unlink tmp/%s", w->id);

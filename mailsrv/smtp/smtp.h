@@ -45,6 +45,7 @@ struct smtp_tx {
 	int			 has_msgid;
 	int			 has_date;
 	int			 chunking;	/* BDAT used */
+	int			 direct;	/* stored, not queued */
 };
 
 struct smtp_session {

@@ -188,12 +188,15 @@ smtp_accept_reply(struct smtp_session *s, int rc, const char *id)
 		    (unsigned long long)net_conn_id(s->c), err_msg());
 		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
 	} else {
-		log_info("%016llx smtp queued id=%s from=<%s> rcpts=%zu "
-		    "size=%llu", (unsigned long long)net_conn_id(s->c), id,
-		    s->tx->env.sender, s->tx->env.nrcpts,
+		const char	*how = s->tx->direct ? "delivered" : "queued";
+
+		log_info("%016llx smtp %s id=%s from=<%s> rcpts=%zu "
+		    "size=%llu", (unsigned long long)net_conn_id(s->c), how,
+		    id, s->tx->env.sender, s->tx->env.nrcpts,
 		    (unsigned long long)s->tx->size);
-		smtp_reply(s, "250 2.0.0 Ok: queued as %s", id);
-		delivery_kick(s->ms);
+		smtp_reply(s, "250 2.0.0 Ok: %s as %s", how, id);
+		if (!s->tx->direct)
+			delivery_kick(s->ms);
 	}
 	smtp_tx_free(&s->tx);
 	smtp_enter_state(s, SMTP_S_HELO);
@@ -248,6 +251,29 @@ smtp_commit_done(int rc, const char *id, void *arg)
 	}
 }
 
+/*
+ * A direct delivery ran: every INBOX has the message (the writer's empty
+ * file goes back to the spares), or the queue takes it for the
+ * recipients still pending.
+ */
+static void
+smtp_direct_done(int rc, const char *id, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (rc == 0) {
+		s->tx->direct = 1;
+		queue_writer_abort(&s->tx->w);
+		smtp_commit_done(0, id, s);
+		return;
+	}
+	log_info("smtp direct delivery id=%s: %s; queueing it", id,
+	    err_msg());
+	if (queue_commit(&s->tx->w, &s->tx->env, smtp_commit_done, s) < 0 &&
+	    smtp_async_end(s) == 0)
+		smtp_accept_reply(s, ERR_IO, NULL);
+}
+
 /* The message is complete: refuse it, or commit it durably. */
 static void
 smtp_finish(struct smtp_session *s)
@@ -280,6 +306,10 @@ smtp_finish(struct smtp_session *s)
 	tx->env.created = (int64_t)time(NULL);
 	tx->env.next_try = tx->env.created;
 	tx->env.size = tx->size;
+	if (delivery_direct(s->ms, tx->w, &tx->env, smtp_direct_done, s) == 0) {
+		smtp_async_begin(s);
+		return;
+	}
 	if (queue_commit(&tx->w, &tx->env, smtp_commit_done, s) < 0) {
 		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
 		goto refused;

@@ -160,6 +160,7 @@ smtp_tx_free(struct smtp_tx **txp)
 		free(tx->env.rcpts[i].addr);
 		free(tx->env.rcpts[i].orcpt);
 		free(tx->env.rcpts[i].dept);
+		free(tx->env.rcpts[i].status);	/* direct delivery's */
 	}
 	free(tx->env.rcpts);
 	free(tx->env.sender);

@@ -15,6 +15,7 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -193,11 +194,13 @@ def send_data(s, sender, rcpts, msg):
 
 
 def queued_id(text):
-    """The queue id from "2.0.0 Ok: queued as <id>"."""
+    """The message id from "2.0.0 Ok: queued as <id>" (or "delivered as
+    <id>": stored in the local INBOXes at once, [mailsrv] direct_delivery)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    assert "queued as " in text, text
-    return text.rsplit("queued as ", 1)[1].strip()
+    m = re.search(r"(?:queued|delivered) as ([0-9a-f]+)\s*$", text)
+    assert m, text
+    return m.group(1)
 
 
 class Raw:

@@ -1210,6 +1210,57 @@ test_mailsrv_queue__remove(void **state)
 	assert_read(fx, id2, "two", 3);
 }
 
+/*
+ * An aborted writer: its file, still empty, is a spare again under a new
+ * id (an id names one message only: direct delivery stores a message
+ * under its writer's id and aborts the writer); one that wrote to its
+ * file is removed.  The peek at an in-memory message.
+ */
+static void
+test_mailsrv_queue__abort_recycles(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_writer	*w;
+	const unsigned char	*p;
+	unsigned char		*big;
+	char			 id[QUEUE_ID_LEN + 1];
+	size_t			 nspare, len, files;
+
+	fx_open(fx);
+	assert_int_equal(queue_writer_new(fx->q, &w), 0);
+	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_int_equal(queue_writer_write(w, "hello", 5), 0);
+	assert_int_equal(queue_writer_peek(w, &p, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(p, "hello", 5);
+	nspare = queue_spares(fx->q);
+	files = fx_count_files(fx, "tmp");
+	queue_writer_abort(&w);
+	assert_null(w);
+	assert_int_equal(queue_spares(fx->q), nspare + 1);
+	assert_int_equal(fx_count_files(fx, "tmp"), files);
+	assert_false(fx_exists(fx, "tmp", id));
+	assert_int_equal(fx_tmp_bytes(fx), 0);
+	/* no later writer gets the id */
+	for (len = 0; len < nspare + 1; len++) {
+		assert_int_equal(queue_writer_new(fx->q, &w), 0);
+		assert_string_not_equal(queue_writer_id(w), id);
+		queue_writer_abort(&w);
+	}
+	/* streaming to its file (over 256 KiB): no peek; removed at abort */
+	big = calloc(1, 300 * 1024);
+	assert_non_null(big);
+	assert_int_equal(queue_writer_new(fx->q, &w), 0);
+	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_int_equal(queue_writer_write(w, big, 300 * 1024), 0);
+	assert_int_equal(queue_writer_peek(w, &p, &len), -1);
+	nspare = queue_spares(fx->q);
+	queue_writer_abort(&w);
+	assert_int_equal(queue_spares(fx->q), nspare);
+	assert_false(fx_exists(fx, "tmp", id));
+	free(big);
+}
+
 static void
 test_mailsrv_queue__toobig(void **state)
 {
@@ -1658,6 +1709,7 @@ main(void)
 		T(test_mailsrv_queue__due_order),
 		T(test_mailsrv_queue__update),
 		T(test_mailsrv_queue__remove),
+		T(test_mailsrv_queue__abort_recycles),
 		T(test_mailsrv_queue__toobig),
 		T(test_mailsrv_queue__bad_envelope),
 		T(test_mailsrv_queue__big_envelope),
