@@ -64,6 +64,12 @@
  */
 #define DELIVERY_BATCH_BYTES	(32 * 1024 * 1024)
 /*
+ * Batches run on that many workers at once: the next one writes its
+ * files while the last one waits for its sync and commit (the store's
+ * and the queue's write transactions take turns).
+ */
+#define DELIVERY_BATCHES	2
+/*
  * Delivery ids (the store's exactly-once records) are forgotten once
  * their message cannot be in the queue any more: queue_lifetime, plus a
  * day of margin.  Every DELIVERY_PRUNE_SEC, up to DELIVERY_PRUNE_MAX of
@@ -884,7 +890,7 @@ delivery_batch_done(void *arg)
 	struct mailsrv		*ms = b->ms;
 	size_t			 k;
 
-	batch_running = 0;
+	batch_running--;
 	for (k = 0; k < b->n; k++) {
 		if (b->jobs[k]->finished)
 			delivery_done(b->jobs[k]);
@@ -906,7 +912,8 @@ delivery_batch_start(struct mailsrv *ms)
 	uint64_t		 bytes = 0;
 	size_t			 n = 0, k;
 
-	if (batch_running || nready_jobs == 0 || ms->stopping)
+	if (batch_running >= DELIVERY_BATCHES || nready_jobs == 0 ||
+	    ms->stopping)
 		return;
 	while (n < nready_jobs && (n == 0 || bytes + ready_jobs[n]->env->size
 	    <= DELIVERY_BATCH_BYTES))
@@ -921,7 +928,7 @@ delivery_batch_start(struct mailsrv *ms)
 	nready_jobs -= n;
 	if (worker_submit(ms->workers, delivery_batch_work,
 	    delivery_batch_done, b) == 0) {
-		batch_running = 1;
+		batch_running++;
 		return;
 	}
 	for (k = 0; k < n; k++) {
