@@ -31,6 +31,22 @@ b64_encode(const void *p, size_t n)
 }
 
 int
+b64_char_value(unsigned char c, char c62, char c63)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (unsigned char)c62)
+		return 62;
+	if (c == (unsigned char)c63)
+		return 63;
+	return -1;
+}
+
+int
 b64_decode(unsigned char **out, size_t *len_out, const char *s, size_t slen,
     size_t max)
 {

@@ -16,4 +16,11 @@ char	*b64_encode(const void *, size_t);
  */
 int	b64_decode(unsigned char **, size_t *, const char *, size_t, size_t);
 
+/*
+ * The 6-bit value of base64 character c in an alphabet whose last two
+ * characters are c62 and c63 ('+' '/' in RFC 4648 and MIME, '+' ',' in
+ * IMAP's modified UTF-7), or -1.
+ */
+int	b64_char_value(unsigned char c, char c62, char c63);
+
 #endif

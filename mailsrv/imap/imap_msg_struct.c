@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "mailsrv/imap/imap_format.h"
@@ -298,22 +299,6 @@ imap_msg_section(struct buf *out, const struct imap_msg *m,
 
 /* ---------------------------------------------------------- decoding */
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /*
  * Decoders write in place: out first grows by n bytes (the decoded
  * text is never longer), then is cut to what was written.
@@ -330,7 +315,7 @@ decode_b64(struct buf *out, const unsigned char *s, size_t n)
 		return rc;
 	o = out->data + start;
 	for (i = 0; i < n && s[i] != '='; i++) {
-		if ((v = b64_value(s[i])) < 0)
+		if ((v = b64_char_value(s[i], '+', '/')) < 0)
 			continue;	/* line breaks, junk */
 		acc = acc << 6 | (uint32_t)v;
 		if (++q == 4) {

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/xmalloc.h"
@@ -31,22 +32,6 @@
 
 static const char	mutf7_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-static int
-mutf7_b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
 
 static int
 mutf7_bad(const char *what, size_t off)
@@ -98,7 +83,7 @@ mutf7_run(struct buf *b, const unsigned char *in, size_t len, size_t *ip)
 	int		nbits = 0, v;
 
 	for (; i < len && in[i] != '-'; i++) {
-		if ((v = mutf7_b64val(in[i])) < 0)
+		if ((v = b64_char_value(in[i], '+', ',')) < 0)
 			return mutf7_bad("bad base64", i);
 		bits = bits << 6 | (uint32_t)v;
 		if ((nbits += 6) < 16)
