@@ -180,6 +180,13 @@ wait_count() {
 	echo "${n:-0}"
 }
 
+# proc_cpu PID: "utime stime" of PID in clock ticks (/proc/PID/stat:
+# fields 14 and 15, counted after the command name, which may hold
+# spaces).
+proc_cpu() {
+	sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
+}
+
 now_ns() {
 	date +%s%N
 }
@@ -316,8 +323,15 @@ bench_mailsrv() {
 
 	sent=' delivery id=[^ ]* to=<[^>]*> state=sent '
 	warm_up mailsrv "$smtp_port" "$mslog" "$sent" || return 1
+	cpu0=$(proc_cpu "$ms_pid")
 	run_source mailsrv "$smtp_port" "$tmp/smtp-source.out" || return 1
+	cpu1=$(proc_cpu "$ms_pid")
 	ms_rate=$rate
+	# what one message cost mailsrv (user and system CPU) while
+	# smtp-source ran; deliveries still running after are not in it
+	echo "$cpu0 $cpu1" | awk -v n="$count" -v hz="$(getconf CLK_TCK)" '
+	{ u = ($3 - $1) * 1e6 / hz / n; s = ($4 - $2) * 1e6 / hz / n
+	  printf "mailsrv: CPU per message %.0f us (user %.0f, system %.0f)\n", u + s, u, s }'
 
 	# The figure counts only if every message was accepted durably:
 	# queued (the 250 comes after the queue's group commit) and then
