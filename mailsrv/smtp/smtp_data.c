@@ -1,13 +1,15 @@
 /*
  * smtp_data.c -- message content: DATA (dot-stuffed lines), BDAT chunks
- * (RFC 3030), the trace and submission headers, and the durable queue
- * commit that precedes "250".
+ * (RFC 3030), the trace and submission headers, and the durable commit
+ * (direct delivery into local INBOXes, else the queue) and audit record
+ * that precede "250".
  *
  * Runs in: the mailsrv process, event loop thread.
  * Failure policy: a message that breaks a rule (size, bare CR/LF, line
  * length) is read to its end and refused then (the session stays in
  * sync); a queue failure is 451 (try again).  Nothing is acknowledged
- * before queue_commit() says it is on disk.
+ * before the store or the queue says it is on disk and its mail.accept
+ * record is written.
  * SECURITY: only CRLF.CRLF ends DATA; a bare LF or CR anywhere in DATA
  * fails the message (SMTP smuggling); the header section buffered to add
  * headers is bounded (SMTP_HEADER_MAX); BDAT sizes are checked against
@@ -202,20 +204,40 @@ smtp_accept_reply(struct smtp_session *s, int rc, const char *id)
 	smtp_enter_state(s, SMTP_S_HELO);
 }
 
+/*
+ * An accept in progress: the commit (direct delivery, else the queue)
+ * and the mail.accept audit record run at the same time; the session
+ * answers once both are done: 250 when both succeeded, else 451 (a
+ * commit without its record is not acknowledged: fail-closed).  A record
+ * whose commit then failed is followed by one with outcome error.
+ */
 struct smtp_accept {
 	struct smtp_session	*s;
 	char			 id[QUEUE_ID_LEN + 1];
+	int			 waiting;	/* the commit, the record */
+	int			 stored;	/* the commit's rc */
+	int			 recorded;	/* the record's rc */
+	int			 audited;	/* an ok record was written */
+	uint64_t		 conn;
+	char			 actor[SMTP_ADDR_MAX + 1];
+	char			 peer[64];
 };
 
 static void
-smtp_accept_audited(void *arg, int rc, uint64_t index)
+smtp_accept_step(struct smtp_accept *a)
 {
-	struct smtp_accept	*a = arg;
 	struct smtp_session	*s = a->s;
 
+	if (--a->waiting > 0)
+		return;
+	if (a->stored < 0 && a->audited)
+		(void)auditsvc_record(s->ms->audit, a->actor, "", a->peer,
+		    "mail.accept", a->id, AUDIT_ERROR, a->conn,
+		    json_pack("{s:s}", "reason", "not stored"), NULL, NULL);
 	if (smtp_async_end(s) == 0) {
-		if (rc < 0)
-			/* fail-closed: not acknowledged without its record */
+		if (a->stored < 0)
+			smtp_accept_reply(s, a->stored, NULL);
+		else if (a->recorded < 0)
 			smtp_accept_reply(s, ERR_IO, NULL);
 		else
 			smtp_accept_reply(s, 0, a->id);
@@ -224,31 +246,24 @@ smtp_accept_audited(void *arg, int rc, uint64_t index)
 }
 
 static void
-smtp_commit_done(int rc, const char *id, void *arg)
+smtp_accept_audited(void *arg, int rc, uint64_t index)
 {
-	struct smtp_session	*s = arg;
-	struct smtp_accept	*a;
-	json_t			*details;
+	struct smtp_accept	*a = arg;
 
-	if (s->dead || rc < 0 || s->ms->audit == NULL) {
-		if (smtp_async_end(s) == 0)
-			smtp_accept_reply(s, rc < 0 ? rc : ERR_IO, id);
-		return;
-	}
-	a = xcalloc(1, sizeof(*a));
-	a->s = s;
-	snprintf(a->id, sizeof(a->id), "%s", id);
-	details = json_pack("{s:s,s:I,s:i,s:s}", "from", s->tx->env.sender,
-	    "size", (json_int_t)s->tx->size, "rcpts", (int)s->tx->env.nrcpts,
-	    "service", s->svc == SMTP_SVC_MX ? "mx" : "submission");
-	if (auditsvc_record(s->ms->audit, s->authenticated ? s->user :
-	    s->tx->env.sender, "", net_conn_peer_ip(s->c), "mail.accept", id,
-	    AUDIT_OK, net_conn_id(s->c), details, smtp_accept_audited,
-	    a) < 0) {
-		free(a);
-		if (smtp_async_end(s) == 0)
-			smtp_accept_reply(s, ERR_IO, NULL);
-	}
+	a->recorded = rc;
+	a->audited = rc == 0;
+	if (rc < 0)
+		err_set(rc, "audit record failed");
+	smtp_accept_step(a);
+}
+
+static void
+smtp_stored(int rc, const char *id, void *arg)
+{
+	struct smtp_accept	*a = arg;
+
+	a->stored = rc;
+	smtp_accept_step(a);
 }
 
 /*
@@ -259,19 +274,55 @@ smtp_commit_done(int rc, const char *id, void *arg)
 static void
 smtp_direct_done(int rc, const char *id, void *arg)
 {
-	struct smtp_session	*s = arg;
+	struct smtp_accept	*a = arg;
+	struct smtp_tx		*tx = a->s->tx;
 
 	if (rc == 0) {
-		s->tx->direct = 1;
-		queue_writer_abort(&s->tx->w);
-		smtp_commit_done(0, id, s);
+		tx->direct = 1;
+		queue_writer_abort(&tx->w);
+		smtp_stored(0, id, a);
 		return;
 	}
 	log_info("smtp direct delivery id=%s: %s; queueing it", id,
 	    err_msg());
-	if (queue_commit(&s->tx->w, &s->tx->env, smtp_commit_done, s) < 0 &&
-	    smtp_async_end(s) == 0)
-		smtp_accept_reply(s, ERR_IO, NULL);
+	if ((rc = queue_commit(&tx->w, &tx->env, smtp_stored, a)) < 0)
+		smtp_stored(rc, NULL, a);
+}
+
+/* Commit the message and record its accept, both at once. */
+static void
+smtp_accept_start(struct smtp_session *s)
+{
+	struct smtp_tx		*tx = s->tx;
+	struct smtp_accept	*a;
+	json_t			*details;
+	int			 rc;
+
+	a = xcalloc(1, sizeof(*a));
+	a->s = s;
+	snprintf(a->id, sizeof(a->id), "%s", queue_writer_id(tx->w));
+	snprintf(a->actor, sizeof(a->actor), "%s", s->authenticated ?
+	    s->user : tx->env.sender);
+	snprintf(a->peer, sizeof(a->peer), "%s", net_conn_peer_ip(s->c));
+	a->conn = net_conn_id(s->c);
+	a->waiting = 1;
+	smtp_async_begin(s);
+	if (s->ms->audit != NULL) {
+		details = json_pack("{s:s,s:I,s:i,s:s}", "from",
+		    tx->env.sender, "size", (json_int_t)tx->size, "rcpts",
+		    (int)tx->env.nrcpts, "service", s->svc == SMTP_SVC_MX ?
+		    "mx" : "submission");
+		if (auditsvc_record(s->ms->audit, a->actor, "", a->peer,
+		    "mail.accept", a->id, AUDIT_OK, a->conn, details,
+		    smtp_accept_audited, a) == 0)
+			a->waiting++;
+		else
+			a->recorded = ERR_IO;
+	}
+	if (delivery_direct(s->ms, tx->w, &tx->env, smtp_direct_done, a) == 0)
+		return;
+	if ((rc = queue_commit(&tx->w, &tx->env, smtp_stored, a)) < 0)
+		smtp_stored(rc, NULL, a);
 }
 
 /* The message is complete: refuse it, or commit it durably. */
@@ -306,15 +357,7 @@ smtp_finish(struct smtp_session *s)
 	tx->env.created = (int64_t)time(NULL);
 	tx->env.next_try = tx->env.created;
 	tx->env.size = tx->size;
-	if (delivery_direct(s->ms, tx->w, &tx->env, smtp_direct_done, s) == 0) {
-		smtp_async_begin(s);
-		return;
-	}
-	if (queue_commit(&tx->w, &tx->env, smtp_commit_done, s) < 0) {
-		smtp_reply(s, "451 4.3.0 Queue write failed, try again later");
-		goto refused;
-	}
-	smtp_async_begin(s);
+	smtp_accept_start(s);
 	return;
 refused:
 	smtp_tx_free(&s->tx);
