@@ -95,6 +95,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
 
+# the queue's unit tests share a fixture
+$(BUILD)/tests/test_mailsrv_queue $(BUILD)/tests/test_mailsrv_queue_recover: \
+    $(call obj,tests/unit/queue_fx.c)
+
 $(BUILD)/tools/store_dump: $(call obj,tests/tools/store_dump.c) $(LIBMAIL) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
