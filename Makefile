@@ -95,7 +95,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
 
-# the queue's unit tests share a fixture
+# the queue's and the store's unit tests share fixtures
+$(BUILD)/tests/test_mailsrv_store $(BUILD)/tests/test_mailsrv_store_files: \
+    $(call obj,tests/unit/store_fx.c)
 $(BUILD)/tests/test_mailsrv_queue $(BUILD)/tests/test_mailsrv_queue_recover: \
     $(call obj,tests/unit/queue_fx.c)
 
