@@ -30,7 +30,7 @@
  * previous one.
  *
  * A batch, on the worker thread: FILE mode: fdatasync() each file,
- * rename tmp/<id> -> msg/<id> (RENAME_NOREPLACE), fsync(msg/) once.  FS
+ * rename tmp/<name> -> msg/<id> (RENAME_NOREPLACE), fsync(msg/) once.  FS
  * mode: rename all, then one syncfs().  Renaming before the data is
  * synced is safe because no envelope points at msg/<id> yet: after a
  * crash the file is an orphan that recovery removes.  AUTO (default)
@@ -97,8 +97,9 @@
 
 struct queue_ent {
 	char			 id[QUEUE_ID_LEN + 1];
+	char			 tmpname[QUEUE_ID_LEN + 1];	/* in tmp/ */
 	struct queue_writer	*w;		/* finished by the batch */
-	int			 fd;		/* tmp/<id>, -1 once closed */
+	int			 fd;		/* tmp/<tmpname>, -1 once closed */
 	char			*rec;		/* encoded envelope */
 	size_t			 reclen;
 	int64_t			 next_try;
@@ -277,7 +278,7 @@ queue_batch_fail(struct queue_batch *b, int rc, int renamed_only)
 static int
 queue_batch_rename(struct queue *q, struct queue_ent *e)
 {
-	if (renameat2(q->tmpfd, e->id, q->msgfd, e->id,
+	if (renameat2(q->tmpfd, e->tmpname, q->msgfd, e->id,
 	    RENAME_NOREPLACE) == -1) {
 		log_warn("queue commit id=%s rename", e->id);
 		return (e->rc = ERR_IO);
@@ -380,8 +381,8 @@ queue_batch_work(void *arg)
 	for (e = b->head; e != NULL; e = e->next) {
 		if (e->rc == 0)
 			continue;
-		if (unlinkat(e->renamed ? q->msgfd : q->tmpfd, e->id, 0) ==
-		    -1 && errno != ENOENT)
+		if (unlinkat(e->renamed ? q->msgfd : q->tmpfd, e->renamed ?
+		    e->id : e->tmpname, 0) == -1 && errno != ENOENT)
 			log_warn("queue commit id=%s unlink", e->id);
 	}
 	b->ms = now_ms() - t0;
@@ -465,7 +466,8 @@ queue_batch_start(struct queue *q)
 	q->running = 0;
 	for (e = b->head; e != NULL; e = e->next) {
 		e->rc = rc;
-		if (unlinkat(q->tmpfd, e->id, 0) == -1 && errno != ENOENT)
+		if (unlinkat(q->tmpfd, e->tmpname, 0) == -1 &&
+		    errno != ENOENT)
 			log_warn("queue commit id=%s unlink", e->id);
 	}
 	queue_batch_callbacks(q, b);
@@ -530,7 +532,7 @@ queue_spares_legacy(struct queue *q)
 }
 
 /*
- * Add the empty file tmp/<id> (open as fd) to the spares; when they are
+ * Add the empty file tmp/<name> (open as fd) to the spares; when they are
  * full already, remove it and return -1.  Any thread.
  */
 int
@@ -548,26 +550,6 @@ queue__spare_put(struct queue *q, int fd, const char *id)
 	q->nspare++;
 	pthread_mutex_unlock(&q->spare_lock);
 	return 0;
-}
-
-/*
- * The empty file tmp/<id> (open as fd) of a writer that was aborted: a
- * spare again under a new id (an id names one message only: a direct
- * delivery's id is in the store's delivery ids), or removed.
- */
-void
-queue__spare_recycle(struct queue *q, int fd, const char *id)
-{
-	char	nid[QUEUE_ID_LEN + 1];
-
-	if (queue_id_new(nid) == 0 && renameat2(q->tmpfd, id, q->tmpfd, nid,
-	    RENAME_NOREPLACE) == 0) {
-		(void)queue__spare_put(q, fd, nid);
-		return;
-	}
-	if (unlinkat(q->tmpfd, id, 0) == -1 && errno != ENOENT)
-		log_warn("queue unlink tmp/%s", id);
-	close(fd);
 }
 
 /* Top up the spare tmp files (any thread; the batch thread does it). */
@@ -602,7 +584,7 @@ queue_spares_drop(struct queue *q)
 int
 queue_writer_new(struct queue *q, struct queue_writer **out)
 {
-	char		id[QUEUE_ID_LEN + 1];
+	char		id[QUEUE_ID_LEN + 1], name[QUEUE_ID_LEN + 1];
 	struct stat	st;
 	int		i, fd = -1, rc = ERR_EXISTS;
 
@@ -615,24 +597,26 @@ queue_writer_new(struct queue *q, struct queue_writer **out)
 	if (q->nspare > 0) {
 		q->nspare--;
 		fd = q->spare[q->nspare].fd;
-		memcpy(id, q->spare[q->nspare].id, sizeof(id));
+		memcpy(name, q->spare[q->nspare].id, sizeof(name));
 	}
 	pthread_mutex_unlock(&q->spare_lock);
-	/* a spare: no file creation on the loop */
-	if (fd != -1)
-		return queue__writer_open(out, &q->writers, fd, q, q->tmpfd,
-		    id, q->key, q->msg_max);
+	/*
+	 * A new id for every message (never a spare's name, which goes
+	 * back to the spares when the writer is aborted), never the id of
+	 * a committed one.  With a spare: no file creation on the loop.
+	 */
 	for (i = 0; i < Q_ID_TRIES && rc == ERR_EXISTS; i++) {
 		if ((rc = queue_id_new(id)) < 0)
-			return rc;
-		/* never reuse the id of a committed message */
+			break;
 		if (fstatat(q->msgfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			rc = ERR_EXISTS;
 			continue;
 		}
-		rc = queue__writer_open(out, &q->writers, -1, q, q->tmpfd, id,
-		    q->key, q->msg_max);
+		rc = queue__writer_open(out, &q->writers, fd, q, q->tmpfd, id,
+		    fd != -1 ? name : id, q->key, q->msg_max);
 	}
+	if (rc < 0 && fd != -1)
+		(void)queue__spare_put(q, fd, name);
 	return rc;
 }
 
@@ -660,6 +644,7 @@ queue_commit(struct queue_writer **wp, const struct queue_env *env,
 	e = xcalloc(1, sizeof(*e));
 	e->fd = -1;
 	memcpy(e->id, queue_writer_id(w), sizeof(e->id));
+	memcpy(e->tmpname, queue__writer_tmpname(w), sizeof(e->tmpname));
 	tmp = *env;
 	memcpy(tmp.id, e->id, sizeof(tmp.id));
 	tmp.size = queue_writer_size(w);

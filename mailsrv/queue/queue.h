@@ -13,11 +13,14 @@
  * one LMDB transaction.
  *
  * Layout under the directory given to queue_open():
- *	tmp/<id>	being received, or empty spares that the batch
+ *	tmp/<name>	being received, or empty spares that the batch
  *			thread makes ahead and delivered messages' files
  *			become (emptied), so that a new message costs the
  *			loop no file creation (all removed at open: never
- *			acknowledged)
+ *			acknowledged).  A name is not a message id: each
+ *			writer gets a new id, and its file becomes
+ *			msg/<id> at commit; an aborted writer's empty
+ *			file is a spare again under its name.
  *	msg/<id>	committed message files
  *	index/		LMDB: envelopes by id, and a schedule by next-try time
  *	corrupt/<id>	message files whose envelope did not load (kept
@@ -232,13 +235,12 @@ void	queue_set_msg_max(struct queue *, uint64_t);
  */
 struct db_env;
 int	queue__writer_open(struct queue_writer **, struct queue_writer **,
-	    int,
-	    struct queue *, int, const char *, const unsigned char *,
-	    uint64_t);
+	    int, struct queue *, int, const char *, const char *,
+	    const unsigned char *, uint64_t);
+const char	*queue__writer_tmpname(const struct queue_writer *);
 void	queue__writers_detach(struct queue_writer **);
 struct queue	*queue__writer_queue(const struct queue_writer *);
 int	queue__spare_put(struct queue *, int, const char *);
-void	queue__spare_recycle(struct queue *, int, const char *);
 int	queue__writer_finish(struct queue_writer **, int *);
 void	queue__writer_release(struct queue_writer *);
 int	queue__writer_failed(const struct queue_writer *);

@@ -3,7 +3,7 @@
  * encrypted, read back checked.
  *
  * Purpose: queue_writer_* (deflate, then AES-256-GCM, buffered writes
- * into tmp/<id>) and queue__file_read (decrypt, inflate, verify).  The
+ * into its tmp/ file) and queue__file_read (decrypt, inflate, verify).  The
  * queue lists its open writers, so that queue_close() can remove their
  * files and leave them inert.
  * Runs in: mailsrv; writers on the event loop thread; reads on any
@@ -85,6 +85,7 @@ _Static_assert(QUEUE_MSG_MAX <= UINT_MAX, "QUEUE_MSG_MAX fits a uInt");
 struct queue_writer {
 	struct queue	*q;
 	char		 id[QUEUE_ID_LEN + 1];
+	char		 tmpname[QUEUE_ID_LEN + 1];	/* its file in tmp/ */
 	int		 dirfd;		/* tmp/, borrowed from the queue */
 	int		 fd;
 	uint64_t	 max;
@@ -265,13 +266,14 @@ qf_unlink(struct queue_writer *w)
 }
 
 /*
- * Create tmp/<id> in dirfd (or use fd, an empty tmp/<id> created ahead,
- * when it is not -1) and start its stream; the writer joins *list until
- * it is finished or aborted.  ERR_EXISTS if the id is taken.
+ * A writer for message id: its file is tmp/<name> in dirfd, created now,
+ * or fd when it is not -1 (a spare made ahead, empty); it becomes
+ * msg/<id> at commit.  The writer joins *list until it is finished or
+ * aborted.  ERR_EXISTS if tmp/<name> exists.
  */
 int
 queue__writer_open(struct queue_writer **out, struct queue_writer **list,
-    int fd, struct queue *q, int dirfd, const char *id,
+    int fd, struct queue *q, int dirfd, const char *id, const char *name,
     const unsigned char *key, uint64_t max)
 {
 	struct queue_writer	*w;
@@ -283,13 +285,16 @@ queue__writer_open(struct queue_writer **out, struct queue_writer **list,
 	w->dirfd = dirfd;
 	w->max = max;
 	w->key = key;
-	memcpy(w->id, id, QUEUE_ID_LEN);	/* validated by the caller */
+	/* both validated by the caller */
+	memcpy(w->id, id, QUEUE_ID_LEN);
 	w->id[QUEUE_ID_LEN] = '\0';
-	w->fd = fd != -1 ? fd : openat(dirfd, id, O_WRONLY | O_CREAT | O_EXCL |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	memcpy(w->tmpname, name, QUEUE_ID_LEN);
+	w->tmpname[QUEUE_ID_LEN] = '\0';
+	w->fd = fd != -1 ? fd : openat(dirfd, name, O_WRONLY | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w->fd == -1) {
 		rc = errno == EEXIST ? ERR_EXISTS : ERR_IO;
-		err_set(rc, "queue tmp/%s: %s", id, strerror(errno));
+		err_set(rc, "queue tmp/%s: %s", name, strerror(errno));
 		free(w);
 		return rc;
 	}
@@ -428,6 +433,12 @@ queue_writer_id(const struct queue_writer *w)
 	return w->id;
 }
 
+const char *
+queue__writer_tmpname(const struct queue_writer *w)
+{
+	return w->tmpname;
+}
+
 int
 queue_writer_peek(const struct queue_writer *w, const unsigned char **p,
     size_t *len)
@@ -465,12 +476,13 @@ queue_writer_abort(struct queue_writer **wp)
 	if (wp == NULL || (w = *wp) == NULL)
 		return;
 	if (w->fd != -1 && w->q != NULL && !w->started) {
-		/* still empty: a spare again (or removed) */
-		queue__spare_recycle(w->q, w->fd, w->id);
+		/* still empty: a spare again (or removed if they are full);
+		 * its name was never a message id */
+		(void)queue__spare_put(w->q, w->fd, w->tmpname);
 	} else if (w->fd != -1) {
 		close(w->fd);
-		if (unlinkat(w->dirfd, w->id, 0) == -1 && errno != ENOENT)
-			log_warn("queue unlink tmp/%s", w->id);
+		if (unlinkat(w->dirfd, w->tmpname, 0) == -1 && errno != ENOENT)
+			log_warn("queue unlink tmp/%s", w->tmpname);
 	}
 	qf_writer_free(w);
 	*wp = NULL;
@@ -489,9 +501,9 @@ queue__writers_detach(struct queue_writer **list)
 		qf_unlink(w);
 		if (w->fd != -1) {
 			close(w->fd);
-			if (unlinkat(w->dirfd, w->id, 0) == -1 &&
+			if (unlinkat(w->dirfd, w->tmpname, 0) == -1 &&
 			    errno != ENOENT)
-				log_warn("queue unlink tmp/%s", w->id);
+				log_warn("queue unlink tmp/%s", w->tmpname);
 		}
 		w->fd = -1;
 		w->dirfd = -1;
@@ -523,7 +535,7 @@ queue__writer_release(struct queue_writer *w)
  * Finish the file (any thread, once released): begin it if it was still
  * in memory, end the zlib stream, write the trailer and the tag,
  * then the sizes into the header.  Consumes *wp: on success the open fd
- * of tmp/<id> moves to *fd_out (the caller syncs and closes it); on
+ * of its tmp/ file moves to *fd_out (the caller syncs and closes it); on
  * failure the tmp file is removed.  Nothing is synced here.
  */
 int

@@ -622,10 +622,11 @@ test_mailsrv_queue__remove(void **state)
 }
 
 /*
- * An aborted writer: its file, still empty, is a spare again under a new
- * id (an id names one message only: direct delivery stores a message
- * under its writer's id and aborts the writer); one that wrote to its
- * file is removed.  The peek at an in-memory message.
+ * An aborted writer: its file, still empty, is a spare again, and its id
+ * is never given again (an id names one message only: direct delivery
+ * stores a message under its writer's id and aborts the writer); a
+ * writer's id is not its file's name; one that wrote to its file is
+ * removed.  The peek at an in-memory message.
  */
 static void
 test_mailsrv_queue__abort_recycles(void **state)
@@ -640,6 +641,7 @@ test_mailsrv_queue__abort_recycles(void **state)
 	fx_open(fx);
 	assert_int_equal(queue_writer_new(fx->q, &w), 0);
 	snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+	assert_false(fx_exists(fx, "tmp", id));
 	assert_int_equal(queue_writer_write(w, "hello", 5), 0);
 	assert_int_equal(queue_writer_peek(w, &p, &len), 0);
 	assert_int_equal(len, 5);
