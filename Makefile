@@ -91,7 +91,8 @@ $(BUILD)/amanat: $(call obj,keyservice/cli/amanat.c) $(LIBCLI) $(LIBCOMMON)
 UNIT_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 unitlib = $(if $(filter test_keyservice_%,$(1)),$(LIBKS),$(if $(filter test_mailsrv_%,$(1)),$(LIBMAIL),$(if $(filter test_docstore_%,$(1)),$(LIBDOC),$(if $(filter test_cli_%,$(1)),$(LIBCLI)))))
 .SECONDEXPANSION:
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) \
+    $(call obj,tests/unit/testutil.c) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
 

@@ -38,33 +38,12 @@
 #include "common/xmalloc.h"
 #include "mailsrv/queue/queue.h"
 #include "tests/unit/queue_fx.h"
+#include "tests/unit/testutil.h"
 
 int		in_commit;	/* set around queue_commit() */
 int		cb_inside;	/* a callback ran inside it */
 pthread_t	loop_thread;
 int		cb_off_loop;
-
-void
-rm_rf(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_rf(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 int
 setup(void **state)
@@ -92,7 +71,7 @@ teardown(void **state)
 
 	queue_close(&fx->q);
 	event_base_free(fx->base);
-	rm_rf(fx->dir);
+	rm_tree(fx->dir);
 	free(fx->dir);
 	free(fx);
 	return 0;

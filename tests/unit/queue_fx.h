@@ -36,8 +36,6 @@ extern int		cb_inside;	/* a callback ran inside it */
 extern pthread_t	loop_thread;
 extern int		cb_off_loop;
 
-/* rm -rf dir (the fixture's temporary directory). */
-void		 rm_rf(const char *);
 /* cmocka setup/teardown: a fresh directory, base and key; all removed. */
 int		 setup(void **);
 int		 teardown(void **);

@@ -30,33 +30,12 @@
 #include "mailsrv/store/msgfile.h"
 #include "mailsrv/store/store.h"
 #include "tests/unit/store_fx.h"
+#include "tests/unit/testutil.h"
 
 const unsigned char	dek1[STORE_DEK_LEN] =
 			    "0123456789abcdef0123456789abcde";
 const unsigned char	dek2[STORE_DEK_LEN] =
 			    "fedcba9876543210fedcba987654321";
-
-void
-rm_rf(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_rf(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 /*
  * Walk dir: count regular files, check modes (dirs 0700, files 0600),
@@ -187,7 +166,7 @@ teardown(void **state)
 	struct fx	*f = *state;
 
 	store_close(&f->s);
-	rm_rf(f->dir);
+	rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -24,8 +24,6 @@ struct fx {
 	struct store	*s;
 };
 
-/* rm -rf dir. */
-void		 rm_rf(const char *);
 /* Count the files under dir, and those holding needle (if not NULL). */
 void		 walk(const char *, const char *, int *, int *);
 /* The message files of the store. */

@@ -44,6 +44,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "keyservice/cli/cli.h"
+#include "tests/unit/testutil.h"
 
 #define DAY	(24 * 3600L)
 
@@ -60,28 +61,6 @@ struct env {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void
-rm_tree(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_tree(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 static void
 add_ext(X509 *x, X509 *issuer, int nid, const char *value)

@@ -43,6 +43,7 @@
 #include "common/merkle.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "tests/unit/testutil.h"
 
 #define HL		MERKLE_HASH_LEN
 #define T0		INT64_C(1700000000000)
@@ -51,28 +52,6 @@
 typedef uint8_t	hash_t[HL];
 
 /* ------------------------------------------------------------ helpers */
-
-static void
-rm_env(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_env(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 static int
 setup_dir(void **state)
@@ -89,7 +68,7 @@ setup_dir(void **state)
 static int
 teardown_dir(void **state)
 {
-	rm_env(*state);
+	rm_tree(*state);
 	free(*state);
 	return 0;
 }

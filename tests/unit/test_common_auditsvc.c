@@ -50,6 +50,7 @@
 #include "common/net.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "tests/unit/testutil.h"
 
 #define WAIT_MS		10000	/* safety limit of every wait */
 #define SERVICE		"testsvc"
@@ -100,28 +101,6 @@ struct call {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void
-rm_tree(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_tree(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 static void
 safety(evutil_socket_t fd, short what, void *arg)

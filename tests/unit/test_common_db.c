@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "tests/unit/testutil.h"
 
 #define PAGE		4096
 #define SMALL_MAP	(32 * PAGE)
@@ -47,28 +48,6 @@ struct kv {
 	size_t		 gotlen;
 };
 
-static void
-rm_env(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_env(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
-
 static int
 setup_dir(void **state)
 {
@@ -84,7 +63,7 @@ setup_dir(void **state)
 static int
 teardown_dir(void **state)
 {
-	rm_env(*state);
+	rm_tree(*state);
 	free(*state);
 	return 0;
 }

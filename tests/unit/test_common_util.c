@@ -28,31 +28,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-
-/* Remove a scratch tree (files and directories, two levels deep). */
-static void
-rm_tree(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL) {
-		(void)unlink(dir);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_tree(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
+#include "tests/unit/testutil.h"
 
 static int
 setup_dir(void **state)

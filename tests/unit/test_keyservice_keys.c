@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "keyservice/keys.h"
+#include "tests/unit/testutil.h"
 
 #define SMALL_MAP	(64 * 1024)
 #define MAP_MAX		(16 * 1024 * 1024)
@@ -47,27 +48,6 @@ struct fx {
 	struct db_env	*db;
 	struct keys	*k;
 };
-
-static void
-rm_env(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		(void)unlink(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 static int
 fx_open(struct fx *f, const unsigned char *mk)
@@ -106,7 +86,7 @@ setup(void **state)
 	}
 	log_setlevel(LOG_LVL_WARN);
 	if (fx_open(f, master) < 0) {
-		rm_env(f->dir);
+		rm_tree(f->dir);
 		free(f);
 		return -1;
 	}
@@ -120,7 +100,7 @@ teardown(void **state)
 	struct fx	*f = *state;
 
 	fx_close(f);
-	rm_env(f->dir);
+	rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "mailsrv/store/store.h"
+#include "tests/unit/testutil.h"
 
 #define U1	"carol@example.org"
 
@@ -43,28 +44,6 @@ struct fx {
 	char		 dir[64];
 	struct store	*s;
 };
-
-static void
-rm_rf(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		p = path_join(dir, de->d_name);
-		if (unlink(p) < 0)
-			rm_rf(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(dir);
-}
 
 static int
 count_files(const char *dir)
@@ -122,7 +101,7 @@ teardown(void **state)
 	struct fx	*f = *state;
 
 	store_close(&f->s);
-	rm_rf(f->dir);
+	rm_tree(f->dir);
 	free(f);
 	return 0;
 }
