@@ -97,7 +97,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call unitlib,%) \
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(UNIT_LIBS)
 
 # the queue's and the store's unit tests share fixtures
-$(BUILD)/tests/test_mailsrv_store $(BUILD)/tests/test_mailsrv_store_files: \
+$(BUILD)/tests/test_mailsrv_store $(BUILD)/tests/test_mailsrv_store_files \
+    $(BUILD)/tests/test_mailsrv_store_mbox: \
     $(call obj,tests/unit/store_fx.c)
 $(BUILD)/tests/test_mailsrv_queue $(BUILD)/tests/test_mailsrv_queue_recover: \
     $(call obj,tests/unit/queue_fx.c)

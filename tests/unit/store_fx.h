@@ -1,6 +1,7 @@
 /*
- * store_fx.h -- the fixture shared by the mail store's message tests
- * (test_mailsrv_store.c, test_mailsrv_store_files.c): a temporary store
+ * store_fx.h -- the fixture shared by the mail store's tests
+ * (test_mailsrv_store.c, test_mailsrv_store_files.c,
+ * test_mailsrv_store_mbox.c): a temporary store
  * with user U1, two data keys, and helpers to deliver, read back and
  * look at the message files.
  * Runs in: the unit test binaries only.

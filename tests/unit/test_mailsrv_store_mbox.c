@@ -10,7 +10,7 @@
  * limits; RENAME INBOX; SUBSCRIBE/UNSUBSCRIBE; name validation and the
  * name, depth and mailbox-count limits at max and max+1.
  * Runs in: the unit test binary only; each test gets a mkdtemp() store
- * directory that it removes.
+ * directory that it removes (the fixture is store_fx.c).
  * Failure policy: cmocka assertions.
  * SECURITY: mailbox names are untrusted: malformed UTF-8, controls and
  * wildcards must be refused.
@@ -33,78 +33,8 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "mailsrv/store/store.h"
+#include "tests/unit/store_fx.h"
 #include "tests/unit/testutil.h"
-
-#define U1	"carol@example.org"
-
-static const unsigned char	dek[STORE_DEK_LEN] =
-				    "0123456789abcdef0123456789abcde";
-
-struct fx {
-	char		 dir[64];
-	struct store	*s;
-};
-
-static int
-count_files(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	char		*p;
-	int		 n = 0;
-
-	if ((d = opendir(dir)) == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		p = path_join(dir, de->d_name);
-		if (de->d_type == DT_DIR)
-			n += count_files(p);
-		else
-			n++;
-		free(p);
-	}
-	closedir(d);
-	return n;
-}
-
-static int
-blob_count(struct fx *f)
-{
-	char	*p = path_join(f->dir, "blobs");
-	int	 n = count_files(p);
-
-	free(p);
-	return n;
-}
-
-static int
-setup(void **state)
-{
-	struct fx	*f = xcalloc(1, sizeof(*f));
-
-	log_setlevel(LOG_LVL_WARN);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/amanat-test-mbox.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	if (store_open(&f->s, f->dir, NULL) < 0 ||
-	    store_user_create(f->s, U1, "wrapped") < 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx	*f = *state;
-
-	store_close(&f->s);
-	rm_tree(f->dir);
-	free(f);
-	return 0;
-}
 
 /* The listing as "name:attrs:special" lines, for compact assertions. */
 static char *
@@ -145,15 +75,6 @@ list_eq(struct fx *f, const char *want)
 
 	assert_string_equal(got, want);
 	free(got);
-}
-
-static void
-deliver(struct fx *f, const char *mbox, const char *msg)
-{
-	uint32_t	uv, uid;
-
-	assert_int_equal(store_deliver(f->s, U1, mbox, dek, msg, strlen(msg),
-	    0, 0, &uv, &uid), 0);
 }
 
 /* ------------------------------------------------------------ tests */
@@ -210,7 +131,7 @@ test_mailsrv_store_mbox__create(void **state)
 	    "Work/Projects:C:0\n"
 	    "Work/Projects/2024::0\n");
 	/* superiors are real mailboxes */
-	deliver(f, "Work", "to a superior");
+	deliver(f, U1, "Work", dek1, "to a superior", NULL);
 	assert_int_equal(store_mailbox_status(f->s, U1, "Work", &st), 0);
 	assert_int_equal(st.messages, 1);
 }
@@ -234,7 +155,7 @@ test_mailsrv_store_mbox__names(void **state)
 	memset(name, 'n', sizeof(name));
 	name[STORE_MAILBOX_NAME_MAX] = '\0';
 	assert_int_equal(store_mailbox_create(f->s, U1, name, 0), 0);
-	deliver(f, name, "long name");
+	deliver(f, U1, name, dek1, "long name", NULL);
 	name[STORE_MAILBOX_NAME_MAX] = 'n';
 	name[STORE_MAILBOX_NAME_MAX + 1] = '\0';
 	assert_int_equal(store_mailbox_create(f->s, U1, name, 0), ERR_TOOBIG);
@@ -296,8 +217,8 @@ test_mailsrv_store_mbox__delete(void **state)
 	assert_int_equal(store_mailbox_delete(f->s, U1, "Nope"), ERR_NOTFOUND);
 
 	/* a leaf with messages: gone with its files, quota released */
-	deliver(f, "Junk", "spam one");
-	deliver(f, "Junk", "spam two");
+	deliver(f, U1, "Junk", dek1, "spam one", NULL);
+	deliver(f, U1, "Junk", dek1, "spam two", NULL);
 	assert_int_equal(blob_count(f), 2);
 	assert_int_equal(store_mailbox_delete(f->s, U1, "Junk"), 0);
 	assert_int_equal(blob_count(f), 0);
@@ -309,14 +230,14 @@ test_mailsrv_store_mbox__delete(void **state)
 	/* with inferiors: \Noselect, messages gone */
 	assert_int_equal(store_mailbox_create(f->s, U1, "Work/Projects/2024",
 	    0), 0);
-	deliver(f, "Work", "work mail");
+	deliver(f, U1, "Work", dek1, "work mail", NULL);
 	assert_int_equal(store_mailbox_status(f->s, U1, "Work", &st), 0);
 	old_uv = st.uidvalidity;
 	assert_int_equal(store_mailbox_delete(f->s, U1, "Work"), 0);
 	assert_int_equal(blob_count(f), 0);
 	assert_int_equal(store_mailbox_status(f->s, U1, "Work", &st),
 	    ERR_PERM);
-	assert_int_equal(store_deliver(f->s, U1, "Work", dek, "x", 1, 0, 0,
+	assert_int_equal(store_deliver(f->s, U1, "Work", dek1, "x", 1, 0, 0,
 	    &uv, &uid), ERR_PERM);
 	assert_int_equal(store_mailbox_delete(f->s, U1, "Work"), ERR_EXISTS);
 	list_eq(f,
@@ -374,7 +295,7 @@ test_mailsrv_store_mbox__rename(void **state)
 
 	assert_int_equal(store_mailbox_create(f->s, U1, "Proj/a/b", 0), 0);
 	assert_int_equal(store_mailbox_subscribe(f->s, U1, "Proj/a", 1), 0);
-	deliver(f, "Proj/a", "project mail");
+	deliver(f, U1, "Proj/a", dek1, "project mail", NULL);
 	assert_int_equal(store_mailbox_status(f->s, U1, "Proj/a", &st), 0);
 
 	assert_int_equal(store_mailbox_rename(f->s, U1, "Proj", "Sent"),
@@ -407,7 +328,7 @@ test_mailsrv_store_mbox__rename(void **state)
 	    0);
 	assert_int_equal(st2.uidvalidity, st.uidvalidity);
 	assert_int_equal(st2.messages, 1);
-	assert_int_equal(store_read(f->s, U1, "Old/Proj2/a", 1, dek, &got,
+	assert_int_equal(store_read(f->s, U1, "Old/Proj2/a", 1, dek1, &got,
 	    &len), 0);
 	assert_int_equal(len, 12);
 	assert_memory_equal(got, "project mail", 12);
@@ -450,9 +371,9 @@ test_mailsrv_store_mbox__rename_inbox(void **state)
 	size_t			 n, len;
 	uint64_t		 quota;
 
-	deliver(f, NULL, "first");
-	deliver(f, NULL, "second");
-	deliver(f, NULL, "third");
+	deliver(f, U1, NULL, dek1, "first", NULL);
+	deliver(f, U1, NULL, dek1, "second", NULL);
+	deliver(f, U1, NULL, dek1, "third", NULL);
 	assert_int_equal(store_set_flags(f->s, U1, NULL, (uint32_t[]){ 2 }, 1,
 	    &op, &fr), 0);
 	store_flagres_free(&fr);
@@ -489,7 +410,7 @@ test_mailsrv_store_mbox__rename_inbox(void **state)
 	assert_int_equal(mi[1].flags, STORE_F_SEEN);
 	assert_int_equal(mi[1].keywords, 1);
 	store_msginfo_free(&mi);
-	assert_int_equal(store_read(f->s, U1, "Old Mail", 3, dek, &got, &len),
+	assert_int_equal(store_read(f->s, U1, "Old Mail", 3, dek1, &got, &len),
 	    0);
 	assert_int_equal(len, 5);
 	assert_memory_equal(got, "third", 5);
@@ -501,7 +422,7 @@ test_mailsrv_store_mbox__rename_inbox(void **state)
 	/* INBOX's inferiors stay; new mail goes on at UID 4 */
 	assert_int_equal(store_mailbox_status(f->s, U1, "INBOX/Child", &st2),
 	    0);
-	deliver(f, NULL, "fourth");
+	deliver(f, U1, NULL, dek1, "fourth", NULL);
 	assert_int_equal(store_messages(f->s, U1, NULL, 1, UINT32_MAX, 0, &mi,
 	    &n), 0);
 	assert_int_equal(n, 1);
