@@ -591,6 +591,35 @@ static void	delivery_done(void *);
 
 static void	delivery_direct_done(struct delivery_job *);
 
+/*
+ * Loop: log recipient i's state; when it changed durably (the queue's
+ * record written, or stored by a direct delivery), audit it, and for a
+ * new message tell the user's IDLE sessions to look now.
+ */
+static void
+delivery_announce(struct delivery_job *j, size_t i)
+{
+	struct mailsrv		*ms = j->ms;
+	struct queue_rcpt	*r = &j->env->rcpts[i];
+	int			 durable = j->direct || j->rc == 0;
+
+	log_info("delivery id=%s to=<%s> state=%s status=\"%s\"%s",
+	    j->env->id, r->addr, r->state == QUEUE_RCPT_DELIVERED ? "sent" :
+	    r->state == QUEUE_RCPT_FAILED ? "failed" : "deferred",
+	    r->status ? r->status : "", j->direct ? " direct=yes" : "");
+	if (!durable || r->state == j->was[i])
+		return;
+	if (r->local && r->state == QUEUE_RCPT_DELIVERED)
+		imap_notify_user(ms, r->addr);
+	if (ms->audit != NULL)
+		(void)auditsvc_record(ms->audit, j->env->sender, "", "",
+		    r->state == QUEUE_RCPT_FAILED ? "mail.bounce" : r->local ?
+		    "mail.deliver" : "mail.relay", r->addr, r->state ==
+		    QUEUE_RCPT_FAILED ? AUDIT_ERROR : AUDIT_OK, 0,
+		    json_pack("{s:s,s:s?}", "queue_id", j->env->id, "status",
+		    r->status), NULL, NULL);
+}
+
 static void
 delivery_done(void *arg)
 {
@@ -605,25 +634,8 @@ delivery_done(void *arg)
 	if (j->rc < 0)
 		log_warnx("delivery %s: queue update failed: %s", j->env->id,
 		    err_msg());
-	for (i = 0; i < j->env->nrcpts; i++) {
-		struct queue_rcpt	*r = &j->env->rcpts[i];
-
-		log_info("delivery id=%s to=<%s> state=%s status=\"%s\"",
-		    j->env->id, r->addr, r->state == QUEUE_RCPT_DELIVERED ?
-		    "sent" : r->state == QUEUE_RCPT_FAILED ? "failed" :
-		    "deferred", r->status ? r->status : "");
-		/* a new message: the user's IDLE sessions look now */
-		if (j->rc == 0 && r->local && r->state ==
-		    QUEUE_RCPT_DELIVERED && j->was[i] != QUEUE_RCPT_DELIVERED)
-			imap_notify_user(ms, r->addr);
-		if (j->rc == 0 && r->state != j->was[i] && ms->audit != NULL)
-			(void)auditsvc_record(ms->audit, j->env->sender, "",
-			    "", r->state == QUEUE_RCPT_FAILED ? "mail.bounce" :
-			    r->local ? "mail.deliver" : "mail.relay", r->addr,
-			    r->state == QUEUE_RCPT_FAILED ? AUDIT_ERROR :
-			    AUDIT_OK, 0, json_pack("{s:s,s:s?}", "queue_id",
-			    j->env->id, "status", r->status), NULL, NULL);
-	}
+	for (i = 0; i < j->env->nrcpts; i++)
+		delivery_announce(j, i);
 	if (j->rc == 0 && !ms->stopping) {
 		if (j->dsn != NULL)
 			delivery_queue_dsn(j, &j->dsn, &j->dsnlen);
@@ -637,45 +649,29 @@ delivery_done(void *arg)
 /* ------------------------------------------------------ direct delivery */
 
 /*
- * Loop: a direct delivery ran.  The session hears first (it records
- * mail.accept and answers, or queues the message for the recipients not
- * stored, and may free env); then the copies stored are logged, audited
- * and announced as the queue's deliveries are.
+ * Loop: a direct delivery ran.  The copies stored are announced as the
+ * queue's deliveries are (after the session's mail.accept record, which
+ * was started before the delivery); then the session hears: it answers,
+ * or queues the message for the recipients not stored (and may free
+ * env).
  */
 static void
 delivery_direct_done(struct delivery_job *j)
 {
-	struct mailsrv		*ms = j->ms;
-	struct queue_env	*env = j->env;
 	delivery_direct_cb	 cb = j->dcb;
 	void			*arg = j->darg;
-	char			 id[QUEUE_ID_LEN + 1], *sender, **addrs;
-	size_t			 i, n = 0;
+	char			 id[QUEUE_ID_LEN + 1];
+	size_t			 i;
 	int			 rc = j->rc;
 
-	snprintf(id, sizeof(id), "%s", env->id);
-	sender = xstrdup(env->sender);
-	addrs = xcalloc(env->nrcpts, sizeof(*addrs));
-	for (i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].state == QUEUE_RCPT_DELIVERED)
-			addrs[n++] = xstrdup(env->rcpts[i].addr);
+	for (i = 0; i < j->env->nrcpts; i++)
+		if (j->env->rcpts[i].state == QUEUE_RCPT_DELIVERED)
+			delivery_announce(j, i);
+	snprintf(id, sizeof(id), "%s", j->env->id);
 	delivery_job_free(j);
 	if (rc < 0)
 		err_set(rc, "not every mailbox took the message");
 	cb(rc, id, arg);
-	for (i = 0; i < n; i++) {
-		log_info("delivery id=%s to=<%s> state=sent status=\"2.0.0 "
-		    "delivered\" direct=yes", id, addrs[i]);
-		imap_notify_user(ms, addrs[i]);
-		if (ms->audit != NULL)
-			(void)auditsvc_record(ms->audit, sender, "", "",
-			    "mail.deliver", addrs[i], AUDIT_OK, 0,
-			    json_pack("{s:s,s:s}", "queue_id", id, "status",
-			    "2.0.0 delivered"), NULL, NULL);
-		free(addrs[i]);
-	}
-	free(addrs);
-	free(sender);
 }
 
 int
