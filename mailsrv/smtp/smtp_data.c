@@ -216,8 +216,7 @@ struct smtp_accept {
 	char			 id[QUEUE_ID_LEN + 1];
 	int			 waiting;	/* the commit, the record */
 	int			 stored;	/* the commit's rc */
-	int			 recorded;	/* the record's rc */
-	int			 audited;	/* an ok record was written */
+	int			 recorded;	/* the record's rc (0: none due) */
 	uint64_t		 conn;
 	char			 actor[SMTP_ADDR_MAX + 1];
 	char			 peer[64];
@@ -230,7 +229,7 @@ smtp_accept_step(struct smtp_accept *a)
 
 	if (--a->waiting > 0)
 		return;
-	if (a->stored < 0 && a->audited)
+	if (a->stored < 0 && s->ms->audit != NULL && a->recorded == 0)
 		(void)auditsvc_record(s->ms->audit, a->actor, "", a->peer,
 		    "mail.accept", a->id, AUDIT_ERROR, a->conn,
 		    json_pack("{s:s}", "reason", "not stored"), NULL, NULL);
@@ -251,7 +250,6 @@ smtp_accept_audited(void *arg, int rc, uint64_t index)
 	struct smtp_accept	*a = arg;
 
 	a->recorded = rc;
-	a->audited = rc == 0;
 	if (rc < 0)
 		err_set(rc, "audit record failed");
 	smtp_accept_step(a);
