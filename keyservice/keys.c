@@ -41,6 +41,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/db.h"
 #include "common/err.h"
 #include "common/gcm.h"
@@ -741,26 +742,6 @@ done:
 
 /* ------------------------------------------------------------- base64 */
 
-static int
-keys_b64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/* 6-bit value of a base64 character (already checked). */
-static unsigned
-keys_b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : 63;
-}
-
 /*
  * Check that s is canonical padded base64 of at most KEYS_B64_MAX
  * characters; *len is its length, *rawlen the decoded length.
@@ -776,12 +757,14 @@ keys_b64_check(const char *s, size_t *len, size_t *rawlen)
 	if (s[n - 1] == '=')
 		pad = s[n - 2] == '=' ? 2 : 1;
 	for (i = 0; i < n - pad; i++) {
-		if (!keys_b64_char((unsigned char)s[i]))
+		if (b64_char_value((unsigned char)s[i], '+', '/') < 0)
 			goto bad;
 	}
 	/* the bits below the last full byte must be zero */
-	if ((pad == 2 && (keys_b64_val(s[n - 3]) & 0x0f) != 0) ||
-	    (pad == 1 && (keys_b64_val(s[n - 2]) & 0x03) != 0))
+	if ((pad == 2 &&
+	    (b64_char_value((unsigned char)s[n - 3], '+', '/') & 0x0f) != 0) ||
+	    (pad == 1 &&
+	    (b64_char_value((unsigned char)s[n - 2], '+', '/') & 0x03) != 0))
 		goto bad;
 	*len = n;
 	*rawlen = n / 4 * 3 - pad;
