@@ -5,11 +5,14 @@ when the 250 comes ("Ok: delivered as ID") and never enters the queue;
 anything else is queued ("Ok: queued as ID").  When one mailbox refuses
 the message (over quota), the queue takes it for that recipient only:
 the others keep their one copy.  With direct_delivery = no every message
-is queued.
+is queued; when the queue cannot commit, the client gets 451 and the
+audit log a mail.accept record with outcome error after the ok one.
 """
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 import uuid
 
@@ -196,3 +199,69 @@ def test_direct_delivery_off_queues_everything(qnode):
         assert how == "queued", qid
         store.wait_for(BOB, mk.encode(), after)
     assert "smtp delivered id=" not in qnode.log("mailsrv")
+
+
+def set_immutable(path, on):
+    """chattr +i / -i: even root can then add no entry to the directory
+    (a real commit failure: the queue's rename into msg/ gets EPERM)."""
+    return subprocess.run(["chattr", "+i" if on else "-i", path],
+                          capture_output=True, text=True)
+
+
+def test_commit_failure_451_and_not_stored_record(qnode):
+    """The queue cannot commit (msg/ is immutable): the client gets 451,
+    the session goes on, the accept record that was written beside the
+    commit is followed by one with outcome error ("not stored"), and the
+    message is in no mailbox; once the queue can write again the next
+    message on the same connection is accepted and delivered."""
+    store = Store(qnode)
+    msgdir = os.path.join(qnode.dir, "mailsrv", "queue", "msg")
+    mk0 = marker()
+    how, qid0 = send(qnode, [BOB], make_message(mk0))
+    store.wait_for(BOB, mk0.encode())
+    end = time.monotonic() + 20
+    while queue_files(qnode):
+        assert time.monotonic() < end, queue_files(qnode)
+        time.sleep(0.1)
+
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr (Debian's e2fsprogs)")
+    r = set_immutable(msgdir, True)
+    if r.returncode != 0:
+        pytest.skip("chattr +i not supported here: " + r.stderr.strip())
+    mk1, mk2 = marker(), marker()
+    s = submission(qnode, ALICE)
+    try:
+        try:
+            code, text = send_data(s, ALICE, [BOB], make_message(mk1))
+        finally:
+            assert set_immutable(msgdir, False).returncode == 0
+        assert code == 451, (code, text)
+        assert text.startswith(b"4.3.0 "), text
+        # the same session is still served, and the queue works again
+        code, text = send_data(s, ALICE, [BOB], make_message(mk2))
+        assert code == 250, (code, text)
+    finally:
+        s.quit()
+    store.wait_for(BOB, mk2.encode())
+    assert store.find(BOB, mk1.encode()) == []
+
+    got = amanat_json(qnode, "audit", "query", "--service", "mailsrv",
+                      "--action", "mail.accept", "--limit", "1000",
+                      cert=officer_cert(qnode))
+    rows = [x["entry"] for x in got]
+    failed = [e for e in rows if e["outcome"] != "ok"]
+    assert len(failed) == 1, rows
+    bad = failed[0]
+    assert bad["details"] == {"reason": "not stored"}, bad
+    assert bad["actor"] == ALICE, bad
+    # its accept record came first, with the same id; nothing delivered
+    same = [e for e in rows if e["object"] == bad["object"]]
+    assert [e["outcome"] for e in same] == ["ok", bad["outcome"]], same
+    assert same[0]["details"]["from"] == ALICE, same
+    deliveries = amanat_json(qnode, "audit", "query", "--service",
+                             "mailsrv", "--action", "mail.deliver",
+                             "--limit", "1000", cert=officer_cert(qnode))
+    assert [x for x in deliveries
+            if x["entry"]["details"].get("queue_id") == bad["object"]] == []
+    assert "smtp queue commit failed" in qnode.log("mailsrv")
