@@ -28,7 +28,8 @@ CFLAGS	+= -std=c11 -D_GNU_SOURCE -fPIE -pthread $(WARN) -I. $(PKG_CFLAGS)
 LDFLAGS	+= -pie -pthread
 # libetpan's pkg-config adds -specs=no-pie-link.specs, which breaks -pie.
 ETPAN_LIBS := $(filter-out -specs=%,$(shell pkg-config --libs libetpan 2>/dev/null))
-LIBS	= $(PKG_LIBS) $(ETPAN_LIBS) -lpthread
+# libunistring (IMAP SEARCH case folding) has no pkg-config file.
+LIBS	= $(PKG_LIBS) $(ETPAN_LIBS) -lunistring -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS	+= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -118,7 +119,7 @@ tools: $(TOOLS)
 DEBS = make gcc clang libc6-dev pkg-config ca-certificates \
 	libssl-dev openssl libgit2-dev liblmdb-dev lmdb-utils libetpan-dev \
 	zlib1g-dev libevent-dev libjansson-dev libargon2-dev libcmocka-dev \
-	libbsd-dev libunbound-dev python3 python3-pytest curl swaks \
+	libbsd-dev libunbound-dev libunistring-dev python3 python3-pytest curl swaks \
 	libnet-ssleay-perl isync git procps
 
 deps:

@@ -12,13 +12,15 @@
  *
  * Runs in: the mailsrv process, worker threads (a parsed message is
  * read-only: several threads may search it at once).
+ * Case folding is libunistring's (u8_casefold with NFKD): a copy of
+ * the decoded text, at most a few times its length.
  * Failure policy: matching never fails: a value that does not decode or
  * convert is matched as sent, one that does not fit the scratch buffer
- * does not match.  Allocation failure is fatal (xmalloc).
+ * does not match.  Allocation failure is fatal (xmalloc, fatalx).
  * SECURITY: header values and bodies are peer data.  Every scan is
- * bounded by a part's length; folding keeps the length of every byte
- * sequence, so it works in place.
+ * bounded by a part's length.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,67 +28,47 @@
 
 #include <libetpan/charconv.h>
 #include <libetpan/mailmime_decode.h>
+#include <unicase.h>
+#include <uninorm.h>
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "mailsrv/imap/imap_msg.h"
 #include "mailsrv/imap/imap_msg_int.h"
 
 /* ------------------------------------------------------------ SEARCH */
 
-/* Simple case folding of 2-byte UTF-8 code points (same length). */
-static uint32_t
-fold_cp(uint32_t cp)
+/*
+ * s case-folded for a substring match (malloc'd, *outlen bytes):
+ * Unicode full case folding, then compatibility decomposition (NFKD),
+ * as RFC 5051's i;unicode-casemap (which maps to titlecase first), so
+ * that "STRASSE" finds "Stra\u00dfe", a precomposed letter finds its
+ * decomposed form and every script with case (Kazakh, Armenian,
+ * Georgian, Vietnamese...) folds.  Invalid UTF-8 becomes U+FFFD.
+ */
+static uint8_t *
+fold(const void *s, size_t n, size_t *outlen)
 {
-	if (cp >= 0xc0 && cp <= 0xde && cp != 0xd7)
-		return cp + 0x20;		/* Latin-1 */
-	if ((cp >= 0x100 && cp <= 0x12f) || (cp >= 0x132 && cp <= 0x137) ||
-	    (cp >= 0x14a && cp <= 0x177))
-		return cp | 1;			/* Latin Extended-A pairs */
-	if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17e))
-		return (cp & 1) ? cp + 1 : cp;
-	if (cp == 0x178)
-		return 0xff;
-	if (cp >= 0x391 && cp <= 0x3ab && cp != 0x3a2)
-		return cp + 0x20;		/* Greek */
-	if (cp >= 0x410 && cp <= 0x42f)
-		return cp + 0x20;		/* Cyrillic */
-	if (cp >= 0x400 && cp <= 0x40f)
-		return cp + 0x50;
-	return cp;
+	uint8_t	*r;
+
+	if ((r = u8_casefold(s, n, NULL, UNINORM_NFKD, NULL, outlen)) == NULL)
+		fatalx("imap search: case folding: %s", strerror(errno));
+	return r;
 }
 
-static void
-fold(unsigned char *s, size_t n)
-{
-	uint32_t	cp, lc;
-	size_t		i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] >= 'A' && s[i] <= 'Z') {
-			s[i] += 'a' - 'A';
-			continue;
-		}
-		if (s[i] < 0xc2 || s[i] > 0xdf || i + 1 >= n ||
-		    (s[i + 1] & 0xc0) != 0x80)
-			continue;
-		cp = (uint32_t)(s[i] & 0x1f) << 6 | (s[i + 1] & 0x3f);
-		if ((lc = fold_cp(cp)) != cp) {
-			s[i] = (unsigned char)(0xc0 | lc >> 6);
-			s[i + 1] = (unsigned char)(0x80 | (lc & 0x3f));
-		}
-		i++;
-	}
-}
-
-/* Fold b in place and look for the (folded) needle. */
+/* Fold b and look for the (folded) needle. */
 static int
-found_in(struct buf *b, const struct buf *needle)
+found_in(const struct buf *b, const struct buf *needle)
 {
-	if (b->len < needle->len)
-		return 0;
-	fold(b->data, b->len);
-	return memmem(b->data, b->len, needle->data, needle->len) != NULL;
+	uint8_t	*f;
+	size_t	 flen;
+	int	 hit;
+
+	f = fold(b->data, b->len, &flen);
+	hit = memmem(f, flen, needle->data, needle->len) != NULL;
+	free(f);
+	return hit;
 }
 
 /* The field's value unfolded and RFC 2047-decoded to UTF-8. */
@@ -166,9 +148,13 @@ text_part_match(const struct imap_msg *m, const struct mpart *p,
 static void
 needle_init(struct buf *b, const char *needle, size_t len)
 {
+	uint8_t	*f;
+	size_t	 flen;
+
+	f = fold(needle, len, &flen);
 	buf_init(b, SIZE_MAX / 2);
-	(void)buf_append(b, needle, len);
-	fold(b->data, b->len);
+	(void)buf_append(b, f, flen);
+	free(f);
 }
 
 int

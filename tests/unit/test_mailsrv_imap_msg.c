@@ -821,6 +821,57 @@ test_mailsrv_imap_msg__eightbit(void **state)
 	    "(NIL {3}\r\na\xff" "b NIL NIL NIL NIL NIL NIL NIL NIL)");
 }
 
+/* ------------------------------------------------- case folding */
+
+/*
+ * Kazakh (Cyrillic Extended: Қ Ә), Vietnamese (3-byte Latin Extended
+ * Additional: Ệ), Armenian, Greek final sigma, German sharp s, and a
+ * letter written precomposed in the text but decomposed in the needle.
+ */
+static const char casefold_msg[] =
+	"Subject: \xd2\x9a\xd0\xb0\xd0\xb7\xd0\xb0\xd2\x9b\xd1\x81\xd1\x82\xd0\xb0"
+	    "\xd0\xbd \xd3\x99\xd0\xba\xd1\x96\xd0\xbc\xd0\xb4\xd1\x96\xd0\xb3\xd1\x96\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: text/plain; charset=utf-8\n"
+	"Content-Transfer-Encoding: 8bit\n"
+	"\n"
+	"Vi\xe1\xbb\x87t Nam, \xd5\x80\xd5\xa1\xd5\xb5\xd5\xa1\xd5\xbd\xd5\xbf\xd5\xa1\xd5\xb6,"
+	    " \xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x82, Stra\xc3\x9f" "e, caf\xc3\xa9\n";
+
+static void
+test_mailsrv_imap_msg__casefold(void **state)
+{
+	struct tmsg	t;
+
+	tmsg_open(&t, casefold_msg);
+	/* ҚАЗАҚСТАН in capitals finds Қазақстан */
+	assert_int_equal(imap_msg_header_match(t.m, "Subject",
+	    "\xd2\x9a\xd0\x90\xd0\x97\xd0\x90\xd2\x9a\xd0\xa1\xd0\xa2\xd0\x90\xd0\x9d",
+	    18), 1);
+	/* ӘКІМДІГІ finds әкімдігі */
+	assert_int_equal(imap_msg_header_match(t.m, "Subject",
+	    "\xd3\x98\xd0\x9a\xd0\x86\xd0\x9c\xd0\x94\xd0\x86\xd0\x93\xd0\x86", 16), 1);
+	/* VIỆT finds Việt */
+	assert_int_equal(imap_msg_text_match(t.m, "VI\xe1\xbb\x86T", 6, 0), 1);
+	/* ՀԱՅԱՍՏԱՆ finds Հայաստան */
+	assert_int_equal(imap_msg_text_match(t.m,
+	    "\xd5\x80\xd4\xb1\xd5\x85\xd4\xb1\xd5\x8d\xd5\x8f\xd4\xb1\xd5\x86", 16, 0),
+	    1);
+	/* ΣΟΦΟΣ finds σοφος with a final sigma */
+	assert_int_equal(imap_msg_text_match(t.m,
+	    "\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3", 10, 0), 1);
+	/* STRASSE finds Straße; CAFE + combining acute finds café */
+	assert_int_equal(imap_msg_text_match(t.m, "STRASSE", 7, 0), 1);
+	assert_int_equal(imap_msg_text_match(t.m, "CAFE\xcc\x81", 6, 0), 1);
+	/* and what is not there is not found */
+	assert_int_equal(imap_msg_text_match(t.m, "VIET NAM", 8, 0), 0);
+	assert_int_equal(imap_msg_text_match(t.m, "\xd2\x9a\xd0\x90\xd0\x97", 6, 0),
+	    0);			/* ҚАЗ: header only, with_headers 0 */
+	assert_int_equal(imap_msg_text_match(t.m, "\xd2\x9a\xd0\x90\xd0\x97", 6, 1),
+	    1);
+	tmsg_close(&t);
+}
+
 /* ------------------------------------------- QP and charset search */
 
 static void
@@ -1414,6 +1465,7 @@ main(void)
 		cmocka_unit_test(test_mailsrv_imap_msg__message_rfc822),
 		cmocka_unit_test(test_mailsrv_imap_msg__rfc2047),
 		cmocka_unit_test(test_mailsrv_imap_msg__eightbit),
+		cmocka_unit_test(test_mailsrv_imap_msg__casefold),
 		cmocka_unit_test(test_mailsrv_imap_msg__search_text),
 		cmocka_unit_test(test_mailsrv_imap_msg__deep_nesting),
 		cmocka_unit_test(test_mailsrv_imap_msg__depth_limit),
