@@ -870,6 +870,20 @@ test_mailsrv_imap_msg__casefold(void **state)
 	assert_int_equal(imap_msg_text_match(t.m, "\xd2\x9a\xd0\x90\xd0\x97", 6, 1),
 	    1);
 	tmsg_close(&t);
+
+	/*
+	 * Folded in pieces (runs of 16 ASCII bytes and more apart): a
+	 * needle across the seams, and an accent after a long ASCII run.
+	 */
+	tmsg_open(&t, "Subject: \xc3\x9c 0123456789abcdefXYZ \xc3\x96"
+	    " 0123456789abcdefe\xcc\x81\n\nx\n");
+	assert_int_equal(imap_msg_header_match(t.m, "Subject",
+	    "\xc3\xbc 0123456789ABCDEFxyz \xc3\xb6 0123", 30), 1);
+	assert_int_equal(imap_msg_header_match(t.m, "Subject",
+	    "CDEF\xc3\xa9", 6), 1);	/* É: e + U+0301 */
+	assert_int_equal(imap_msg_header_match(t.m, "Subject",
+	    "\xc3\xbc 0123456789ABCDEFxyz \xc3\xbc", 25), 0);
+	tmsg_close(&t);
 }
 
 /* ------------------------------------------- QP and charset search */
