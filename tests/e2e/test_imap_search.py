@@ -5,7 +5,9 @@ their charset converted, case-insensitive in every script with case
 (Kazakh, Vietnamese, Greek, German sharp s: libunistring's full case
 folding), CHARSET UTF-8 needles sent as literals, sizes, dates, flags,
 NOT/OR, an unknown charset refused with [BADCHARSET], and one user's
-search never reaching another user's messages.
+search never reaching another user's messages.  ESEARCH (RFC 4731) and
+SEARCHRES (RFC 5182) with the suite's own client, which parses their
+responses.
 """
 import imaplib
 import time
@@ -13,7 +15,7 @@ import uuid
 
 import pytest
 
-from imap_util import ALICE, BOB, pw, start_imap_node
+from imap_util import ALICE, BOB, connect, pw, start_imap_node
 from smtp_util import finish
 
 
@@ -171,3 +173,62 @@ def test_search_stays_in_the_users_mailboxes(snode, box):
         assert search(c, "SUBJECT", literal="ҚАЗАҚСТАН") == []
     finally:
         c.logout()
+
+
+def esearch(r):
+    """{name: value} of the one ESEARCH response of r (without the TAG
+    correlator; "UID": True when present)."""
+    vals = list(r.one("ESEARCH").data)
+    out = {}
+    if vals and isinstance(vals[0], list):
+        assert str(vals[0][0]).upper() == "TAG", vals
+        vals = vals[1:]
+    while vals:
+        name = str(vals.pop(0)).upper()
+        out[name] = True if name == "UID" else vals.pop(0)
+    return out
+
+
+def uidset(*uids):
+    return ",".join(str(u) for u in sorted(uids))
+
+
+def test_esearch_and_searchres(snode, box):
+    u = box["uids"]
+    c = connect(snode, ALICE)
+    try:
+        c.ok("SELECT Search")
+        tag = box["tag"]
+        r = c.ok("UID SEARCH RETURN (MIN MAX COUNT ALL) HEADER X-Tag " + tag)
+        got = esearch(r)
+        assert got["UID"] is True, got
+        assert int(got["MIN"]) == min(u.values()), got
+        assert int(got["MAX"]) == max(u.values()), got
+        assert int(got["COUNT"]) == 4, got
+        every = set()
+        for part in str(got["ALL"]).split(","):
+            a, _, b = part.partition(":")
+            every.update(range(int(a), int(b or a) + 1))
+        assert every == set(u.values()), got
+        # nothing found: COUNT 0, no MIN, MAX or ALL
+        r = c.ok("UID SEARCH RETURN (MIN MAX COUNT ALL) SUBJECT nowhere-"
+                 + tag)
+        assert esearch(r) == {"UID": True, "COUNT": 0}, r
+        # SAVE: $ is the result, for FETCH and for a later SEARCH
+        r = c.ok("UID SEARCH RETURN (SAVE) OR SUBJECT menu SUBJECT report")
+        assert r.all("ESEARCH") == [] and r.all("SEARCH") == [], r
+        r = c.ok("UID FETCH $ (UID)")
+        assert sorted(r.by_uid()) == sorted([u["latin1"], u["greek"]]), r
+        r = c.ok("UID SEARCH RETURN (COUNT) UID $ LARGER 10000")
+        assert esearch(r)["COUNT"] == 1, r
+        # SAVE with MIN alone saves just the minimum (RFC 5182 2.4)
+        r = c.ok("UID SEARCH RETURN (SAVE MIN) HEADER X-Tag " + tag)
+        assert int(esearch(r)["MIN"]) == min(u.values()), r
+        r = c.ok("UID FETCH $ (UID)")
+        assert sorted(r.by_uid()) == [min(u.values())], r
+        # a new selection forgets $: an empty set, not an error
+        c.ok("SELECT Search")
+        r = c.ok("UID FETCH $ (UID)")
+        assert r.by_uid() == {}, r
+    finally:
+        c.close()
