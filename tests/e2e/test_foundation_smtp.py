@@ -284,6 +284,7 @@ def test_other_commands(node):
         assert s.helo("client.example.org")[0] == 250
         assert s.rset()[0] == 250
         assert s.verify("someone")[0] == 252
+        assert s.expn("staff")[0] == 502
         assert s.docmd("HELP")[0] == 214
         assert s.docmd("XYZZY")[0] == 500
         assert s.docmd("EHLO", "bad host!")[0] == 501
