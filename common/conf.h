@@ -132,6 +132,7 @@ struct amanat_conf {
 		long long	 map_size;
 		long long	 max_message_size;
 		long long	 max_recipients;
+		char		*postmaster;	/* RCPT TO:<postmaster>, or "" */
 		long long	 quota;		/* per user, 0: none */
 		long long	 queue_lifetime;	/* ms */
 		long long	 delay_warning;		/* ms, 0: never */

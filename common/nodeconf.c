@@ -133,6 +133,7 @@ static const struct conf_knob mailsrv_knobs[] = {
 	    "100", NULL },
 	{ "output_limit", CONF_SIZE, OFF(mailsrv.output_limit), 4 * KIB,
 	    1 * GIB, "4M", NULL },
+	{ "postmaster", CONF_STR, OFF(mailsrv.postmaster), 0, 320, "", NULL },
 	{ "queue_lifetime", CONF_DURATION, OFF(mailsrv.queue_lifetime),
 	    1 * MIN, 30 * DAY, "5d", NULL },
 	{ "quota", CONF_SIZE, OFF(mailsrv.quota), 0, 1024 * GIB, "2G", NULL },

@@ -158,10 +158,12 @@ static const struct ks_demo_user ks_demo_users[] = {
 	    "user,dept-admin" },
 	{ "sofia@finance.amanat.test", "Sofia (security officer)",
 	    "user,security-officer" },
+	{ "postmaster@finance.amanat.test", "Postmaster (finance)", "user" },
 	{ "carol@health.amanat.test", "Carol Health", "user" },
 	{ "dave@health.amanat.test", "Dave Health", "user" },
 	{ "hamid@health.amanat.test", "Hamid (health admin)",
 	    "user,dept-admin" },
+	{ "postmaster@health.amanat.test", "Postmaster (health)", "user" },
 };
 
 static int

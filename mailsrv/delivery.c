@@ -812,6 +812,7 @@ delivery_queue_dsn(struct delivery_job *j, char **msg, size_t *len)
 	d->rcpt = xstrdup(j->env->sender);
 	*msg = NULL;
 	if (dom != NULL && mailsrv_local_domain(j->ms, dom + 1)) {
+		mailsrv_local_addr(d->rcpt);
 		if (keyclient_user(j->ms->kc, d->rcpt, delivery_dsn_lookup,
 		    d) < 0)
 			delivery_dsn_free(d);

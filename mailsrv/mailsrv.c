@@ -56,6 +56,13 @@ mailsrv_local_domain(struct mailsrv *ms, const char *domain)
 	return 0;
 }
 
+void
+mailsrv_local_addr(char *addr)
+{
+	for (; *addr != '\0'; addr++)
+		*addr = (char)tolower((unsigned char)*addr);
+}
+
 /* ------------------------------------------------------------ domains */
 
 static void

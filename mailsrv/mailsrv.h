@@ -50,6 +50,11 @@ struct mailsrv {
 void	mailsrv_limits(struct net_limits *, const struct amanat_conf *, int);
 /* 1 if the domain (lower-case) is one of the node's. */
 int	mailsrv_local_domain(struct mailsrv *, const char *);
+/*
+ * A local user's address as the directory spells it, in place: keyservice
+ * lower-cases addresses, and mailboxes and their keys are named by them.
+ */
+void	mailsrv_local_addr(char *);
 
 /*
  * mailsrv.c: the keyservice client, local domains, queue key bootstrap

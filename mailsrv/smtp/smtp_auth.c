@@ -71,6 +71,7 @@ smtp_auth_done(int status, json_t *body, void *arg)
 	struct smtp_auth_job	*j = arg;
 	struct smtp_session	*s = j->s;
 	struct auditsvc		*audit = s->ms->audit;
+	const char		*addr;
 
 	if (s->dead || audit == NULL) {
 		if (smtp_async_end(s) == 0)
@@ -81,6 +82,11 @@ smtp_auth_done(int status, json_t *body, void *arg)
 	}
 	smtp_enter_state(s, SMTP_S_HELO);
 	if (status == 200) {
+		/* the directory's spelling of the address (lower case) */
+		if ((addr = json_string_value(json_object_get(
+		    json_object_get(body, "user"), "address"))) != NULL &&
+		    strlen(addr) < sizeof(j->user))
+			snprintf(j->user, sizeof(j->user), "%s", addr);
 		/* the session starts once its record is durable */
 		if (auditsvc_record(audit, j->user, json_string_value(
 		    json_object_get(json_object_get(body, "user"), "dept")),

@@ -568,6 +568,32 @@ smtp_rcpt_params(struct smtp_session *s, struct queue_rcpt *r, const char *p)
 	return rc;
 }
 
+/*
+ * "TO:<Postmaster>" with no domain, in any case (RFC 5321 4.1.1.3: every
+ * SMTP server must accept it): 1, with the [mailsrv] postmaster address
+ * in addr (-1 if none is configured or it is not an address) and *rest
+ * after the '>'; 0 if arg is anything else.
+ */
+static int
+smtp_bare_postmaster(struct smtp_session *s, const char *arg, char *addr,
+    size_t addrlen, const char **rest)
+{
+	const char	*pm = s->ms->d->conf.mailsrv.postmaster, *r;
+	char		 path[SMTP_ADDR_MAX + 3];
+
+	arg += 3;
+	while (*arg == ' ')
+		arg++;
+	if (strncasecmp(arg, "<postmaster>", 12) != 0)
+		return 0;
+	*rest = arg + 12;
+	snprintf(path, sizeof(path), "<%s>", pm);
+	if (pm[0] == '\0' || smtp_parse_path(addr, addrlen, path, &r) < 0 ||
+	    addr[0] == '\0' || *r != '\0')
+		return -1;
+	return 1;
+}
+
 static void
 smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 {
@@ -576,15 +602,24 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 	const char		*rest, *domain;
 	struct queue_rcpt	 r;
 	struct smtp_rcpt_job	*j;
-	int			 answer;
+	int			 answer, pm;
 
 	if (s->tx == NULL) {
 		smtp_error(s, "503 5.5.1 Need MAIL before RCPT");
 		return;
 	}
-	if (strncasecmp(arg, "TO:", 3) != 0 ||
-	    smtp_parse_path(addr, sizeof(addr), arg + 3, &rest) < 0 ||
-	    addr[0] == '\0') {
+	if (strncasecmp(arg, "TO:", 3) != 0) {
+		smtp_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if ((pm = smtp_bare_postmaster(s, arg, addr, sizeof(addr),
+	    &rest)) < 0) {
+		smtp_error(s, "550 5.1.1 <postmaster>: no postmaster address "
+		    "here");
+		return;
+	}
+	if (pm == 0 && (smtp_parse_path(addr, sizeof(addr), arg + 3,
+	    &rest) < 0 || addr[0] == '\0')) {
 		smtp_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
@@ -607,6 +642,13 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 		goto drop;
 	}
 	if (!mailsrv_local_domain(s->ms, domain)) {
+		if (pm) {
+			log_warnx("[mailsrv] postmaster %s is not a local "
+			    "address", addr);
+			smtp_error(s, "550 5.1.1 <postmaster>: no postmaster "
+			    "address here");
+			goto drop;
+		}
 		if (!s->authenticated) {
 			smtp_error(s, "554 5.7.1 Relay access denied");
 			goto drop;
@@ -615,6 +657,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 		return;
 	}
 	r.local = 1;
+	mailsrv_local_addr(r.addr);	/* Bob@ is bob@ */
+	mailsrv_local_addr(addr);
 	if ((answer = rcptcache_get(addr, dept, sizeof(dept))) != 0) {
 		smtp_rcpt_answer(s, &r, answer, dept);
 		if (answer == RCPT_ACTIVE)

@@ -66,8 +66,9 @@ def test_demo_users_file(node):
     assert sorted(users) == sorted([
         "alice@finance.amanat.test", "bob@finance.amanat.test",
         "fatima@finance.amanat.test", "sofia@finance.amanat.test",
+        "postmaster@finance.amanat.test",
         "carol@health.amanat.test", "dave@health.amanat.test",
-        "hamid@health.amanat.test"])
+        "hamid@health.amanat.test", "postmaster@health.amanat.test"])
     assert "dept-admin" in users["fatima@finance.amanat.test"][1]
     assert "dept-admin" in users["hamid@health.amanat.test"][1]
     assert "security-officer" in users["sofia@finance.amanat.test"][1]

@@ -197,6 +197,45 @@ def test_swaks_mx_local_recipient_delivered(mnode, store):
     assert b"swaks body " + mk.encode() in stored
 
 
+def test_local_part_case_is_the_directorys(mnode, store):
+    """Bob@ and BOB@ are bob (the directory's addresses are lower case):
+    the message is in bob's own INBOX, not in a mailbox of its own; a
+    login as Alice@ is alice@."""
+    mk = marker()
+    after = store.last_uid(BOB)
+    rc, out = swaks(mnode, "--from", "sender@example.org", "--to",
+                    "Bob@Finance.Amanat.Test", "--header",
+                    "Subject: case %s" % mk)
+    assert rc == 0, out
+    store.wait_for(BOB, mk.encode(), after)
+    mk2 = marker()
+    after = store.last_uid(BOB)
+    s = submission(mnode)
+    try:
+        code, msg = s.login(ALICE.capitalize(), password(mnode, ALICE))
+        assert code == 235, msg
+        code, text = send_data(s, ALICE, ["BOB@finance.amanat.test"],
+                               make_message(mk2))
+        assert code == 250, text
+    finally:
+        s.quit()
+    store.wait_for(BOB, mk2.encode(), after)
+    assert "smtp auth ok user=%s" % ALICE in mnode.log("mailsrv")
+    # a report to the sender spelt Alice@ reaches alice's INBOX
+    mk3 = marker()
+    alice_after = store.last_uid(ALICE)
+    s = submission(mnode, ALICE)
+    try:
+        assert s.mail(ALICE.capitalize())[0] == 250
+        assert s.rcpt(BOB, ["NOTIFY=SUCCESS"])[0] == 250
+        code, text = s.data(make_message(mk3))
+        assert code == 250, text
+    finally:
+        s.quit()
+    (_, report), = store.wait_for(ALICE, mk3.encode(), alice_after)
+    assert b"multipart/report" in report, report[:600]
+
+
 def test_swaks_mx_starttls_local_recipient_delivered(mnode, store):
     mk = marker()
     after = store.last_uid(BOB)
