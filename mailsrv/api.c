@@ -191,6 +191,7 @@ ms_admin_mailboxes(struct mailsrv *ms, struct http_req *req, json_t **out,
 	}
 	memcpy(addr, p, alen);
 	addr[alen] = '\0';
+	mailsrv_local_addr(addr);
 	mbox = p[alen] == '/' ? p + alen + 1 : NULL;
 	snprintf(object, objlen, "mailbox:%s%s%s", addr, mbox ? "/" : "",
 	    mbox ? mbox : "");

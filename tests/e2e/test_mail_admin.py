@@ -267,6 +267,8 @@ def test_mailboxes_and_messages_without_contents(node):
 
     boxes = amanat_json(node, "mail", "mailboxes", CAROL)
     assert boxes["address"] == CAROL
+    # the address as the directory spells it, whatever the admin typed
+    assert amanat_json(node, "mail", "mailboxes", CAROL.upper()) == boxes
     inbox = [b for b in boxes["mailboxes"] if b["name"] == "INBOX"]
     assert inbox == [{"name": "INBOX", "messages": 1, "unseen": 1,
                       "size": len(data)}], boxes
