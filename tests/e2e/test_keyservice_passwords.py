@@ -31,7 +31,7 @@ def node(tmp_path_factory):
 @pytest.fixture(scope="module")
 def users(node):
     u = demo_users(node)
-    assert len(u) == 7, u
+    assert len(u) == 9, u
     return u
 
 
