@@ -96,7 +96,7 @@ _TEMPLATE = {}
 def demo_template():
     """The directory of a node initialised once per test session with
     `keyservice --init --demo` (never started).  --demo makes S/MIME
-    keys for seven users, which takes seconds (more under ASan), so the
+    keys for nine users, which takes seconds (more under ASan), so the
     mail nodes start from copies of it."""
     with _TOOL_LOCK:
         if "dir" not in _TEMPLATE:
