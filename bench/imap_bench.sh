@@ -388,6 +388,11 @@ ms_node() {
 		print "max_connections = " maxc
 		next
 	}
+	# every load connection comes from 127.0.0.1
+	sec == "[mailsrv]" && /^imap_max_connections_per_ip = / {
+		print "imap_max_connections_per_ip = 0"
+		next
+	}
 	{ print }
 	' "$src" >"$conf"
 	ks_port=$(awk '$1 == "[keyservice]" && $2 == "listen" { print $3 }' \

@@ -126,6 +126,8 @@ struct amanat_conf {
 		char		*imap_listen;
 		char		*imaps_listen;
 		long long	 max_connections;
+		long long	 smtp_max_per_ip;	/* 0: no limit */
+		long long	 imap_max_per_ip;
 		long long	 smtp_idle_timeout;
 		long long	 imap_idle_timeout;
 		long long	 output_limit;

@@ -26,6 +26,9 @@
  * Eviction: live conns sit in an LRU list (touched on input).  At
  * max_conns a new accept evicts the head; conns that are closing are
  * off the list and do not count, their flush bounded by NET_CLOSE_MS.
+ * Live conns are also counted per peer address (a hash table keyed with
+ * a random seed, so peers cannot choose colliding addresses): a peer at
+ * max_per_ip is refused before it can evict anyone else's connection.
  *
  * Drain notification: net_conn_want_drain() sets the bufferevent's write
  * low watermark, so libevent calls conn_writecb once queued output falls
@@ -73,6 +76,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <zlib.h>
 
 #include "common/err.h"
@@ -124,6 +128,15 @@ struct net_z {
 	struct event		*hold_ev;	/* idle timer while held */
 };
 
+/* Live conns of one peer address (max_per_ip). */
+struct net_ipcount {
+	struct net_ipcount	*next;
+	unsigned		 n;
+	char			 ip[64];
+};
+
+#define NET_IP_BUCKETS	1024
+
 struct net_conn {
 	TAILQ_ENTRY(net_conn)	 lru;
 	TAILQ_ENTRY(net_conn)	 all;
@@ -140,6 +153,7 @@ struct net_conn {
 	int			 flags;
 	const char		*reason;
 	void			*data;
+	struct net_ipcount	*ipc;	/* counted while listed */
 	char			 peer[96];
 	char			 peer_ip[64];
 	char			 local[96];
@@ -159,6 +173,8 @@ struct net_server {
 	struct conn_list	 lru;	/* live, least recently active first */
 	struct conn_list	 all;
 	unsigned		 nlive;
+	uint32_t		 ipseed;
+	struct net_ipcount	*ipc[NET_IP_BUCKETS];
 };
 
 static uint64_t	net_next_id = 1;
@@ -205,6 +221,57 @@ conn_set_timeouts(struct net_conn *c, unsigned ms)
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
+/* Where ip's count is, or would go: a pointer to a chain link. */
+static struct net_ipcount **
+ipcount_slot(struct net_server *srv, const char *ip)
+{
+	struct net_ipcount	**pp;
+	const unsigned char	 *p;
+	uint32_t		  h = 2166136261u ^ srv->ipseed;
+
+	for (p = (const unsigned char *)ip; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;		/* FNV-1a */
+	for (pp = &srv->ipc[h % NET_IP_BUCKETS]; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (strcmp((*pp)->ip, ip) == 0)
+			break;
+	return pp;
+}
+
+static unsigned
+ipcount_get(struct net_server *srv, const char *ip)
+{
+	struct net_ipcount	*e = *ipcount_slot(srv, ip);
+
+	return e != NULL ? e->n : 0;
+}
+
+static void
+ipcount_add(struct net_conn *c)
+{
+	struct net_ipcount	**pp = ipcount_slot(c->srv, c->peer_ip);
+
+	if (*pp == NULL) {
+		*pp = xcalloc(1, sizeof(**pp));
+		snprintf((*pp)->ip, sizeof((*pp)->ip), "%s", c->peer_ip);
+	}
+	(*pp)->n++;
+	c->ipc = *pp;
+}
+
+static void
+ipcount_remove(struct net_conn *c)
+{
+	struct net_ipcount	**pp, *e = c->ipc;
+
+	c->ipc = NULL;
+	if (e == NULL || --e->n > 0)
+		return;
+	pp = ipcount_slot(c->srv, e->ip);
+	*pp = e->next;
+	free(e);
+}
+
 static void
 conn_unlist(struct net_conn *c)
 {
@@ -212,6 +279,7 @@ conn_unlist(struct net_conn *c)
 		TAILQ_REMOVE(&c->srv->lru, c, lru);
 		c->flags &= ~C_LISTED;
 		c->srv->nlive--;
+		ipcount_remove(c);
 	}
 }
 
@@ -385,8 +453,23 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
 	SSL			*ssl = NULL;
+	char			 peer[96], ip[64], line[sizeof(srv->lim.refuse) + 2];
 	int			 one = 1;
 
+	fmt_addr(peer, sizeof(peer), ip, sizeof(ip), sa, (socklen_t)salen);
+	if (srv->lim.max_per_ip > 0 &&
+	    ipcount_get(srv, ip) >= srv->lim.max_per_ip) {
+		log_info("net refused peer=%s reason=per-ip-limit limit=%u",
+		    peer, srv->lim.max_per_ip);
+		/* nothing was read yet: the line goes out before the FIN */
+		if (l->mode != NET_TLS && srv->lim.refuse[0] != '\0') {
+			snprintf(line, sizeof(line), "%s\r\n", srv->lim.refuse);
+			(void)send(fd, line, strlen(line),
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+		evutil_closesocket(fd);
+		return;
+	}
 	while (srv->nlive >= srv->lim.max_conns && srv->nlive > 0)
 		server_evict_one(srv);
 	/* replies are whole; don't let them wait for a delayed ACK */
@@ -401,8 +484,8 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->soon = event_new(srv->base, -1, 0, conn_soon, c);
 	if (c->later == NULL || c->soon == NULL)
 		fatalx("event_new failed");
-	fmt_addr(c->peer, sizeof(c->peer), c->peer_ip, sizeof(c->peer_ip),
-	    sa, (socklen_t)salen);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		fmt_addr(c->local, sizeof(c->local), NULL, 0,
 		    (struct sockaddr *)&ss, sslen);
@@ -410,6 +493,7 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&srv->lru, c, lru);
 	c->flags |= C_LISTED;
 	srv->nlive++;
+	ipcount_add(c);
 
 	if (l->mode == NET_TLS && (ssl = conn_new_ssl(c)) == NULL) {
 		log_warnx("%016llx net no TLS context peer=%s",
@@ -841,6 +925,9 @@ net_server_new(struct net_server **out, struct event_base *base,
 	srv->arg = arg;
 	TAILQ_INIT(&srv->lru);
 	TAILQ_INIT(&srv->all);
+	if (RAND_bytes((unsigned char *)&srv->ipseed,
+	    sizeof(srv->ipseed)) != 1)
+		fatalx("RAND_bytes failed");
 	net_server_set_limits(srv, lim);
 	*out = srv;
 	return 0;

@@ -50,6 +50,14 @@ struct net_limits {
 	unsigned	max_conns;	/* over all listeners of the server */
 	unsigned	idle_ms;	/* no input for this long: close */
 	size_t		out_max;	/* queued output limit per connection */
+	/*
+	 * Live connections from one peer address, 0: no limit.  One more is
+	 * refused at once, before any eviction and before on_open: it gets
+	 * the line "refuse" (CRLF added) on a plaintext listener, nothing
+	 * on an implicit-TLS one, and is closed.
+	 */
+	unsigned	max_per_ip;
+	char		refuse[128];
 };
 
 struct net_ops {

@@ -36,6 +36,15 @@ mailsrv_limits(struct net_limits *lim, const struct amanat_conf *cf,
     int imap)
 {
 	lim->max_conns = (unsigned)cf->mailsrv.max_connections;
+	lim->max_per_ip = (unsigned)(imap ? cf->mailsrv.imap_max_per_ip :
+	    cf->mailsrv.smtp_max_per_ip);
+	if (imap)
+		snprintf(lim->refuse, sizeof(lim->refuse), "* BYE Too many "
+		    "connections from your address");
+	else
+		snprintf(lim->refuse, sizeof(lim->refuse), "421 4.7.0 %.64s "
+		    "Too many connections from your address",
+		    cf->mailsrv.hostname);
 	lim->idle_ms = (unsigned)(imap ? cf->mailsrv.imap_idle_timeout :
 	    cf->mailsrv.smtp_idle_timeout);
 	lim->out_max = (size_t)cf->mailsrv.output_limit;

@@ -8,6 +8,7 @@ import os
 import resource
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 
@@ -57,7 +58,13 @@ class Flood:
 
 
 def limited(*sections):
-    return {s: {"max_connections": LIMIT} for s in sections}
+    """max_connections = LIMIT, and (these tests make every connection
+    from 127.0.0.1) no per-address limit."""
+    out = {s: {"max_connections": LIMIT} for s in sections}
+    if "mailsrv" in out:
+        out["mailsrv"].update({"smtp_max_connections_per_ip": "0",
+                               "imap_max_connections_per_ip": "0"})
+    return out
 
 
 def still_open(sock, first_line_prefix=None, wait=0.5):
@@ -150,7 +157,8 @@ def test_https_flood_new_client_served(make_node, svc):
 
 
 def test_smtp_thousand_idle_default_limit(make_node):
-    node = make_node(daemons=("mailsrv",))
+    node = make_node({"mailsrv": {"smtp_max_connections_per_ip": "0"}},
+                     daemons=("mailsrv",))
     with Flood(node.port("smtp"), 1000) as fl:
         t0 = time.monotonic()
         s = smtplib.SMTP("127.0.0.1", node.port("smtp"), timeout=15)
@@ -165,6 +173,99 @@ def test_smtp_thousand_idle_default_limit(make_node):
         assert still_open(fl.socks[0], b"220 ")
         assert still_open(fl.socks[-1], b"220 ")
         assert node.alive("mailsrv")
+    assert "evicted" not in node.log("mailsrv")
+
+
+def connect_from(port, src):
+    s = socket.socket()
+    s.settimeout(10)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def greeted(port, greeting, src="127.0.0.1"):
+    """A connection from src that got its greeting.  Just after start the
+    daemon may still count the ports' readiness probes from 127.0.0.1 for
+    a moment: a refusal then is retried."""
+    end = time.monotonic() + 10
+    while True:
+        c = connect_from(port, src)
+        line = recv_line(c, 10, bytearray())
+        if line.startswith(greeting):
+            return c
+        c.close()
+        assert b"Too many connections" in line and \
+            time.monotonic() < end, line
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("pname,greeting,refusal", [
+    ("smtp", b"220 ", b"421 4.7.0 localhost Too many connections from "
+     b"your address\r\n"),
+    ("submission", b"220 ", b"421 4.7.0 localhost Too many connections "
+     b"from your address\r\n"),
+    ("imap", b"* OK", b"* BYE Too many connections from your address\r\n"),
+])
+def test_per_address_limit(make_node, pname, greeting, refusal):
+    """One address gets [mailsrv] smtp|imap_max_connections_per_ip
+    connections (SMTP's listeners share the count); one more gets the
+    refusal and is closed; another address is not affected; a closed one
+    frees its place."""
+    node = make_node({"mailsrv": {"smtp_max_connections_per_ip": "3",
+                                  "imap_max_connections_per_ip": "3"}},
+                     daemons=("mailsrv",))
+    port = node.port(pname)
+    first = []
+    try:
+        while len(first) < 3:
+            first.append(greeted(port, greeting))
+        extra = connect_from(port, "127.0.0.1")
+        assert read_until_eof(extra, 10) == refusal
+        extra.close()
+        if pname != "imap":     # MX and submission count together
+            other = connect_from(node.port("smtp" if pname == "submission"
+                                           else "submission"), "127.0.0.1")
+            assert read_until_eof(other, 10) == refusal
+            other.close()
+        greeted(port, greeting, "127.0.0.2").close()
+        for c in first:
+            assert still_open(c)
+        first.pop().close()
+        first.append(greeted(port, greeting))
+    finally:
+        for c in first:
+            c.close()
+    assert "reason=per-ip-limit limit=3" in node.log("mailsrv")
+
+
+def test_smtps_per_address_limit_closes_before_tls(make_node):
+    node = make_node({"mailsrv": {"smtp_max_connections_per_ip": "1"}},
+                     daemons=("mailsrv",))
+    keep = greeted(node.port("smtp"), b"220 ")
+    try:
+        with pytest.raises((ssl.SSLError, OSError)):
+            smtplib.SMTP_SSL("127.0.0.1", node.port("smtps"), timeout=10,
+                             context=node.ssl_context())
+    finally:
+        keep.close()
+
+
+def test_flood_from_one_address_evicts_no_one_else(make_node):
+    """At max_connections a new connection evicts the least recently
+    active one; with a per-address limit below it, a flood from one
+    address fills only its share and evicts nobody else's session."""
+    node = make_node({"mailsrv": {"max_connections": LIMIT,
+                                  "smtp_max_connections_per_ip": "20"}},
+                     daemons=("mailsrv",))
+    mine = greeted(node.port("smtp"), b"220 ", "127.0.0.2")
+    try:
+        with Flood(node.port("smtp"), FLOOD):
+            assert still_open(mine)
+            mine.sendall(b"NOOP\r\n")
+            assert recv_line(mine, 10, bytearray()).startswith(b"250 ")
+    finally:
+        mine.close()
     assert "evicted" not in node.log("mailsrv")
 
 

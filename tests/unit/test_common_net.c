@@ -67,6 +67,7 @@ struct env {
 	atomic_int		 client_done;
 	atomic_int		 drains;
 	atomic_int		 closes;
+	atomic_int		 opens;
 	atomic_int		 timeouts;
 	/* loop_until */
 	atomic_int		*watch;
@@ -296,6 +297,7 @@ tp_on_open(struct net_conn *c)
 	t->e = net_server_arg(net_conn_server(c));
 	t->c = c;
 	net_conn_set(c, t);
+	atomic_fetch_add(&t->e->opens, 1);
 	tp_reply(t, "HI");
 }
 
@@ -405,7 +407,7 @@ loop_until(struct env *e, atomic_int *v, int want, unsigned ms)
 static struct env *
 env_new(size_t out_max, unsigned idle_ms, int tls)
 {
-	struct net_limits	 lim = { 16, idle_ms, out_max };
+	struct net_limits	 lim = { 16, idle_ms, out_max, 0, "" };
 	struct timeval		 tv = { 0, 2000 };
 	struct env		*e = xcalloc(1, sizeof(*e));
 	SSL_CTX			*ctx;
@@ -468,8 +470,9 @@ cli_fail(int line, const char *what)
 #define CK(cond)	do { if (!(cond)) { (void)CFAIL(#cond); return; } \
 			} while (0)
 
+/* Connect to 127.0.0.1:port from src (an address of lo), or any. */
 static int
-cli_open(struct cli *cl, int port, int rcvbuf)
+cli_open_from(struct cli *cl, int port, int rcvbuf, const char *src)
 {
 	struct sockaddr_in	sin;
 	struct timeval		tv = { CLI_TIMEOUT_S, 0 };
@@ -487,11 +490,20 @@ cli_open(struct cli *cl, int port, int rcvbuf)
 	(void)setsockopt(cl->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
+	if (src != NULL && (inet_pton(AF_INET, src, &sin.sin_addr) != 1 ||
+	    bind(cl->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0))
+		return CFAIL("bind");
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(cl->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
 		return CFAIL("connect");
 	return 0;
+}
+
+static int
+cli_open(struct cli *cl, int port, int rcvbuf)
+{
+	return cli_open_from(cl, port, rcvbuf, NULL);
 }
 
 static void
@@ -1198,6 +1210,61 @@ test_common_net__drain_stream(void **state)
 	}
 }
 
+/* ------------------------------------------------ per-address limit */
+
+static void
+scen_per_ip(struct env *e)
+{
+	struct cli	a, b, c, d, f;
+	size_t		n;
+	int		closes;
+
+	CK(cli_open(&a, e->port, 0) == 0);
+	CK(cli_expect(&a, "HI") == 0);
+	CK(cli_open(&b, e->port, 0) == 0);
+	CK(cli_expect(&b, "HI") == 0);
+	/* the third from 127.0.0.1: the refusal line, then EOF */
+	CK(cli_open(&c, e->port, 0) == 0);
+	CK(cli_expect(&c, "NO too many") == 0);
+	CK(cli_until_eof(&c, &n) == 0 && n == 0);
+	cli_close(&c);
+	/* another address is not affected */
+	CK(cli_open_from(&d, e->port, 0, "127.0.0.2") == 0);
+	CK(cli_expect(&d, "HI") == 0);
+	/* the first two still work; once one is gone, a new one is let in */
+	CK(cli_cmd(&a, "HELLO") == 0);
+	CK(cli_expect(&a, "OK hello") == 0);
+	closes = atomic_load(&e->closes);
+	CK(cli_cmd(&b, "QUIT") == 0);
+	CK(cli_expect(&b, "BYE") == 0);
+	cli_close(&b);
+	CK(wait_atomic(&e->closes, closes + 1, 5000));
+	CK(cli_open(&f, e->port, 0) == 0);
+	CK(cli_expect(&f, "HI") == 0);
+	cli_close(&f);
+	cli_close(&d);
+	cli_close(&a);
+}
+
+/*
+ * max_per_ip: at the limit a peer address is refused with the refuse
+ * line before on_open (and so before it could evict anything); other
+ * addresses and later connections are counted apart.
+ */
+static void
+test_common_net__per_ip_limit(void **state)
+{
+	struct env		*e;
+	struct net_limits	 lim = { 16, 10000, 1 << 20, 2, "NO too many" };
+
+	(void)state;
+	e = env_new(1 << 20, 10000, 0);
+	net_server_set_limits(e->srv, &lim);
+	run_client(e, scen_per_ip);
+	assert_int_equal(atomic_load(&e->opens), 4);
+	env_free(e);
+}
+
 #define FILL_N	8000000
 
 static void
@@ -1343,6 +1410,7 @@ main(void)
 		cmocka_unit_test(test_common_net__drain_once),
 		cmocka_unit_test(test_common_net__drain_deferred),
 		cmocka_unit_test(test_common_net__drain_close),
+		cmocka_unit_test(test_common_net__per_ip_limit),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
