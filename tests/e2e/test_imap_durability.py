@@ -10,14 +10,13 @@ most once, the flags that were set are still set, and the expunged
 messages are gone.
 """
 import imaplib
-import random
 import ssl
-import threading
 import time
 import uuid
 
 import pytest
 
+from crash_load import LoadClient, kill_during, new_progress
 from imap_util import ALICE, pw, start_imap_node
 from smtp_util import Store, finish, sha256, start_mailsrv
 
@@ -44,14 +43,12 @@ def imaps(node):
     return c
 
 
-class Appender(threading.Thread):
+class Appender(LoadClient):
     def __init__(self, node, t, run, progress):
-        super().__init__(name="appender-%d" % t, daemon=True)
+        super().__init__("appender-%d" % t, PER_THREAD, progress)
         self.node, self.t, self.run_id = node, t, run
-        self.progress = progress
         self.ok = {}        # msgid -> body sha (tagged OK)
         self.unknown = {}   # msgid -> sha (no answer: maybe stored)
-        self.errors = []
         self.c = None
 
     def connect(self):
@@ -83,24 +80,12 @@ class Appender(threading.Thread):
         time.sleep(0.05)
         return False
 
-    def run(self):
-        try:
-            for i in range(PER_THREAD):
-                a = 0
-                while not self.attempt(i, a):
-                    a += 1
-                    if len(self.errors) > 10:
-                        return
-                with self.progress["lock"]:
-                    self.progress["acked"] += 1
-        except Exception as e:      # reported by the test
-            self.errors.append(("exception", repr(e)))
-        finally:
-            if self.c is not None:
-                try:
-                    self.c.logout()
-                except (OSError, ssl.SSLError, imaplib.IMAP4.error):
-                    pass
+    def close(self):
+        if self.c is not None:
+            try:
+                self.c.logout()
+            except (OSError, ssl.SSLError, imaplib.IMAP4.error):
+                pass
 
 
 @pytest.fixture
@@ -132,27 +117,10 @@ def test_sigkill_during_appends_and_after_store_expunge(dnode):
     node = dnode
     store = Store(node)
     total = THREADS * PER_THREAD
-    rnd = random.Random()
-    seed = rnd.randrange(1 << 30)
-    rnd.seed(seed)
-    kill_at = sorted(rnd.sample(range(total // 10, total * 9 // 10), KILLS))
     run_id = uuid.uuid4().hex[:8]
-    progress = {"lock": threading.Lock(), "acked": 0,
-                "deadline": time.monotonic() + DEADLINE}
+    progress = new_progress(DEADLINE)
     clients = [Appender(node, t, run_id, progress) for t in range(THREADS)]
-    for c in clients:
-        c.start()
-    kills = []
-    for k in kill_at:
-        while progress["acked"] < k and any(c.is_alive() for c in clients):
-            time.sleep(0.005)
-        time.sleep(rnd.random() * 0.05)
-        kills.append(progress["acked"])
-        assert node.kill9("mailsrv") == -9
-        start_mailsrv(node)
-    for c in clients:
-        c.join(max(1.0, progress["deadline"] - time.monotonic() + 5))
-    info = "seed=%d kills at acked=%s" % (seed, kills)
+    info = kill_during(node, clients, progress, total, KILLS, start_mailsrv)
     errors = [e for c in clients for e in c.errors]
     assert not errors, (info, errors[:10])
     assert not any(c.is_alive() for c in clients), info

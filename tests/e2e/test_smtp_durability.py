@@ -11,14 +11,13 @@ attempt whose 250 was lost in a crash may legitimately be stored (the
 client then sends a new attempt), but never twice.
 """
 import os
-import random
 import smtplib
-import threading
 import time
 import uuid
 
 import pytest
 
+from crash_load import LoadClient, kill_during, new_progress
 from smtp_util import (BOB, Store, finish, sha256, start_mail_node,
                        start_mailsrv)
 
@@ -42,15 +41,15 @@ def message(msgid, t, i):
     return head + body_for(msgid, t, i)
 
 
-class Client(threading.Thread):
+class Client(LoadClient):
+    max_errors = 20
+
     def __init__(self, node, t, run, progress):
-        super().__init__(name="client-%d" % t, daemon=True)
+        super().__init__("client-%d" % t, PER_THREAD, progress)
         self.node, self.t, self.run_id = node, t, run
-        self.progress = progress
         self.ok = {}            # msgid -> expected body sha (got 250)
         self.unknown = {}       # msgid -> sha (no reply: maybe stored)
         self.refused = {}       # msgid -> reply (4xx after DATA)
-        self.errors = []        # unexpected 5xx etc.
         self.sent = {}          # every attempt: msgid -> sha
         self.reconnects = 0
         self.s = None
@@ -120,24 +119,12 @@ class Client(threading.Thread):
             self.errors.append(("DATA", code, text))
         return False
 
-    def run(self):
-        try:
-            for i in range(PER_THREAD):
-                a = 0
-                while not self.attempt(i, a):
-                    a += 1
-                    if len(self.errors) > 20:
-                        return
-                with self.progress["lock"]:
-                    self.progress["acked"] += 1
-        except Exception as e:      # reported by the test
-            self.errors.append(("exception", repr(e)))
-        finally:
-            if self.s is not None:
-                try:
-                    self.s.quit()
-                except (OSError, smtplib.SMTPException):
-                    pass
+    def close(self):
+        if self.s is not None:
+            try:
+                self.s.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
 
 
 @pytest.fixture
@@ -152,30 +139,12 @@ def test_sigkill_during_load_exactly_once(dnode):
     node = dnode
     store = Store(node)
     total = THREADS * PER_THREAD
-    rnd = random.Random()
-    seed = rnd.randrange(1 << 30)
-    rnd.seed(seed)
-    kill_at = sorted(rnd.sample(range(total // 10, total * 9 // 10), KILLS))
     run_id = uuid.uuid4().hex[:8]
-    progress = {"lock": threading.Lock(), "acked": 0,
-                "deadline": time.monotonic() + DEADLINE}
+    progress = new_progress(DEADLINE)
     clients = [Client(node, t, run_id, progress) for t in range(THREADS)]
     t0 = time.monotonic()
-    for c in clients:
-        c.start()
-    kills = []
-    for k in kill_at:
-        while progress["acked"] < k and any(c.is_alive() for c in clients):
-            time.sleep(0.005)
-        time.sleep(rnd.random() * 0.05)
-        kills.append(progress["acked"])
-        rc = node.kill9("mailsrv")
-        assert rc == -9, rc
-        start_mailsrv(node)
-    for c in clients:
-        c.join(max(1.0, progress["deadline"] - time.monotonic() + 5))
-    send_time = time.monotonic() - t0
-    info = "seed=%d kills at acked=%s send=%.1fs" % (seed, kills, send_time)
+    info = kill_during(node, clients, progress, total, KILLS, start_mailsrv)
+    info += " send=%.1fs" % (time.monotonic() - t0)
     errors = [e for c in clients for e in c.errors]
     assert not errors, (info, errors[:10])
     assert not any(c.is_alive() for c in clients), info
@@ -184,7 +153,6 @@ def test_sigkill_during_load_exactly_once(dnode):
     refused = {m: r for c in clients for m, r in c.refused.items()}
     sent = {m: s for c in clients for m, s in c.sent.items()}
     assert len(ok) == total, (info, len(ok))
-    assert len(kills) == KILLS, info
 
     # every acknowledged message delivered (retries run every second)
     deadline = time.monotonic() + 90
