@@ -401,7 +401,8 @@ ms_node() {
 	    { print $3 }' "$tmp/ports")
 	if [ -z "$ks_port" ] || [ -z "$imaps_port" ] ||
 	    ! grep -q "^crl_url = http://127.0.0.1:[0-9]*/crl.der\$" "$conf" ||
-	    ! grep -q "^max_connections = $3\$" "$conf"; then
+	    ! grep -q "^max_connections = $3\$" "$conf" ||
+	    ! grep -q "^imap_max_connections_per_ip = 0\$" "$conf"; then
 		echo "bench: could not set up the node's config from $src" >&2
 		return 1
 	fi
