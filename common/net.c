@@ -175,6 +175,8 @@ struct net_server {
 	unsigned		 nlive;
 	uint32_t		 ipseed;
 	struct net_ipcount	*ipc[NET_IP_BUCKETS];
+	uint64_t		 refused_logged;	/* ms, last log line */
+	unsigned long		 refused_quiet;	/* refused since, unlogged */
 };
 
 static uint64_t	net_next_id = 1;
@@ -459,8 +461,15 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	fmt_addr(peer, sizeof(peer), ip, sizeof(ip), sa, (socklen_t)salen);
 	if (srv->lim.max_per_ip > 0 &&
 	    ipcount_get(srv, ip) >= srv->lim.max_per_ip) {
-		log_info("net refused peer=%s reason=per-ip-limit limit=%u",
-		    peer, srv->lim.max_per_ip);
+		/* a flood must not flood the log: a line a second at most */
+		if (now_ms() - srv->refused_logged >= 1000) {
+			log_info("net refused peer=%s reason=per-ip-limit "
+			    "limit=%u (and %lu more since the last line)",
+			    peer, srv->lim.max_per_ip, srv->refused_quiet);
+			srv->refused_logged = now_ms();
+			srv->refused_quiet = 0;
+		} else
+			srv->refused_quiet++;
 		/* nothing was read yet: the line goes out before the FIN */
 		if (l->mode != NET_TLS && srv->lim.refuse[0] != '\0') {
 			snprintf(line, sizeof(line), "%s\r\n", srv->lim.refuse);
