@@ -26,9 +26,10 @@
  * Eviction: live conns sit in an LRU list (touched on input).  At
  * max_conns a new accept evicts the head; conns that are closing are
  * off the list and do not count, their flush bounded by NET_CLOSE_MS.
- * Live conns are also counted per peer address (a hash table keyed with
- * a random seed, so peers cannot choose colliding addresses): a peer at
- * max_per_ip is refused before it can evict anyone else's connection.
+ * Live conns are also counted per peer address, an IPv6 peer per /64
+ * (net_peer_key; a hash table keyed with a random seed, so peers cannot
+ * choose colliding addresses): a peer at max_per_ip is refused before
+ * it can evict anyone else's connection.
  *
  * Drain notification: net_conn_want_drain() sets the bufferevent's write
  * low watermark, so libevent calls conn_writecb once queued output falls
@@ -60,6 +61,7 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
 
 #include <errno.h>
@@ -128,7 +130,7 @@ struct net_z {
 	struct event		*hold_ev;	/* idle timer while held */
 };
 
-/* Live conns of one peer address (max_per_ip). */
+/* Live conns of one peer address, or IPv6 /64 (max_per_ip). */
 struct net_ipcount {
 	struct net_ipcount	*next;
 	unsigned		 n;
@@ -213,6 +215,30 @@ fmt_addr(char *out, size_t outlen, char *ip, size_t iplen,
 		snprintf(ip, iplen, "%s", host);
 }
 
+void
+net_peer_key(char *out, size_t outlen, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct sockaddr_in6	s6;
+	char			host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET6 && salen >= (socklen_t)sizeof(s6)) {
+		memcpy(&s6, sa, sizeof(s6));
+		if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) {
+			memset(&s6.sin6_addr.s6_addr[8], 0, 8);
+			if (inet_ntop(AF_INET6, &s6.sin6_addr, host,
+			    sizeof(host)) != NULL) {
+				snprintf(out, outlen, "%s/64", host);
+				return;
+			}
+		}
+	}
+	if (getnameinfo(sa, salen, host, sizeof(host), NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	snprintf(out, outlen, "%s", host);
+}
+
 static void
 conn_set_timeouts(struct net_conn *c, unsigned ms)
 {
@@ -249,13 +275,13 @@ ipcount_get(struct net_server *srv, const char *ip)
 }
 
 static void
-ipcount_add(struct net_conn *c)
+ipcount_add(struct net_conn *c, const char *key)
 {
-	struct net_ipcount	**pp = ipcount_slot(c->srv, c->peer_ip);
+	struct net_ipcount	**pp = ipcount_slot(c->srv, key);
 
 	if (*pp == NULL) {
 		*pp = xcalloc(1, sizeof(**pp));
-		snprintf((*pp)->ip, sizeof((*pp)->ip), "%s", c->peer_ip);
+		snprintf((*pp)->ip, sizeof((*pp)->ip), "%s", key);
 	}
 	(*pp)->n++;
 	c->ipc = *pp;
@@ -455,12 +481,14 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
 	SSL			*ssl = NULL;
-	char			 peer[96], ip[64], line[sizeof(srv->lim.refuse) + 2];
+	char			 peer[96], ip[64], key[64];
+	char			 line[sizeof(srv->lim.refuse) + 2];
 	int			 one = 1;
 
 	fmt_addr(peer, sizeof(peer), ip, sizeof(ip), sa, (socklen_t)salen);
+	net_peer_key(key, sizeof(key), sa, (socklen_t)salen);
 	if (srv->lim.max_per_ip > 0 &&
-	    ipcount_get(srv, ip) >= srv->lim.max_per_ip) {
+	    ipcount_get(srv, key) >= srv->lim.max_per_ip) {
 		/* a flood must not flood the log: a line a second at most */
 		if (now_ms() - srv->refused_logged >= 1000) {
 			log_info("net refused peer=%s reason=per-ip-limit "
@@ -502,7 +530,7 @@ listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&srv->lru, c, lru);
 	c->flags |= C_LISTED;
 	srv->nlive++;
-	ipcount_add(c);
+	ipcount_add(c, key);
 
 	if (l->mode == NET_TLS && (ssl = conn_new_ssl(c)) == NULL) {
 		log_warnx("%016llx net no TLS context peer=%s",

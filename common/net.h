@@ -25,6 +25,8 @@
 #ifndef COMMON_NET_H
 #define COMMON_NET_H
 
+#include <sys/socket.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +92,13 @@ enum net_tls_mode {
 	NET_PLAIN = 0,		/* plaintext; STARTTLS may upgrade */
 	NET_TLS,		/* implicit TLS from the first byte */
 };
+
+/*
+ * What max_per_ip counts by, as text: an IPv4 address, or an IPv6
+ * address's /64 ("2001:db8:1:2::/64": one subscriber's network; counting
+ * IPv6 addresses one by one would give each client 2^64 of them).
+ */
+void	net_peer_key(char *, size_t, const struct sockaddr *, socklen_t);
 
 int	net_server_new(struct net_server **, struct event_base *,
 	    const char *, const struct net_limits *, const struct net_ops *,

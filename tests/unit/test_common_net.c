@@ -1246,6 +1246,46 @@ scen_per_ip(struct env *e)
 	cli_close(&a);
 }
 
+static void
+key_of(char *out, size_t outlen, int family, const char *addr)
+{
+	struct sockaddr_in	s4;
+	struct sockaddr_in6	s6;
+
+	if (family == AF_INET) {
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, addr, &s4.sin_addr), 1);
+		net_peer_key(out, outlen, (struct sockaddr *)&s4, sizeof(s4));
+	} else {
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, addr, &s6.sin6_addr), 1);
+		net_peer_key(out, outlen, (struct sockaddr *)&s6, sizeof(s6));
+	}
+}
+
+/* IPv4 addresses count one by one, IPv6 ones by /64, mapped IPv4 as v4. */
+static void
+test_common_net__peer_key(void **state)
+{
+	char	k[64];
+
+	(void)state;
+	key_of(k, sizeof(k), AF_INET, "192.0.2.7");
+	assert_string_equal(k, "192.0.2.7");
+	key_of(k, sizeof(k), AF_INET6, "2001:db8:1:2:aaaa:bbbb:cccc:1");
+	assert_string_equal(k, "2001:db8:1:2::/64");
+	key_of(k, sizeof(k), AF_INET6, "2001:db8:1:2::ffff");
+	assert_string_equal(k, "2001:db8:1:2::/64");
+	key_of(k, sizeof(k), AF_INET6, "2001:db8:1:3::1");
+	assert_string_equal(k, "2001:db8:1:3::/64");
+	key_of(k, sizeof(k), AF_INET6, "::1");
+	assert_string_equal(k, "::/64");
+	key_of(k, sizeof(k), AF_INET6, "::ffff:192.0.2.7");
+	assert_string_equal(k, "::ffff:192.0.2.7");
+}
+
 /*
  * max_per_ip: at the limit a peer address is refused with the refuse
  * line before on_open (and so before it could evict anything); other
@@ -1411,6 +1451,7 @@ main(void)
 		cmocka_unit_test(test_common_net__drain_deferred),
 		cmocka_unit_test(test_common_net__drain_close),
 		cmocka_unit_test(test_common_net__per_ip_limit),
+		cmocka_unit_test(test_common_net__peer_key),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
