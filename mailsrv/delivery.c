@@ -294,14 +294,38 @@ delivery_set_status(struct queue_rcpt *r, const char *status)
  * recipient) makes a retry after a crash between the store's commit and
  * the queue's a no-op), STORE_BATCH_MAX at a time.
  */
+/*
+ * The message as a mailbox stores it: "Return-Path: <sender>" first
+ * (RFC 5321 4.4: the final delivery records the envelope sender; "<>"
+ * for a report), then the message as queued.
+ */
+static unsigned char *
+delivery_with_return_path(const struct delivery_job *j, size_t *len)
+{
+	unsigned char	*out;
+	int		 n;
+
+	n = snprintf(NULL, 0, "Return-Path: <%s>\r\n", j->env->sender);
+	out = xmalloc((size_t)n + 1 + j->len);
+	(void)snprintf((char *)out, (size_t)n + 1, "Return-Path: <%s>\r\n",
+	    j->env->sender);
+	memcpy(out + n, j->msg, j->len);
+	*len = (size_t)n + j->len;
+	return out;
+}
+
 static void
 delivery_batch_local(struct delivery_batch *b)
 {
 	struct store_delivery	*d = NULL;
 	char			(*dedup)[STORE_DEDUP_MAX + 1] = NULL;
 	struct queue_rcpt	**who = NULL;
+	unsigned char		**stored;	/* per job, with Return-Path */
+	size_t			 *storedlen;
 	size_t			 k, i, n, at, total = 0, cap = 0;
 
+	stored = xcalloc(b->n ? b->n : 1, sizeof(*stored));
+	storedlen = xcalloc(b->n ? b->n : 1, sizeof(*storedlen));
 	/* every local recipient to store, in (job, recipient) order */
 	for (k = 0; k < b->n; k++) {
 		struct delivery_job	*j = b->jobs[k];
@@ -328,11 +352,14 @@ delivery_batch_local(struct delivery_batch *b)
 				dedup = xreallocarray(dedup, cap,
 				    sizeof(*dedup));
 			}
+			if (stored[k] == NULL)
+				stored[k] = delivery_with_return_path(j,
+				    &storedlen[k]);
 			memset(&d[total], 0, sizeof(d[total]));
 			d[total].addr = r->addr;
 			d[total].dek = j->deks[i];
-			d[total].msg = j->msg;
-			d[total].len = j->len;
+			d[total].msg = stored[k];
+			d[total].len = storedlen[k];
 			d[total].internaldate = j->env->created;
 			/* the delivery id: (queue id, recipient) */
 			snprintf(dedup[total], sizeof(dedup[total]), "%s:%zu",
@@ -358,6 +385,10 @@ delivery_batch_local(struct delivery_batch *b)
 				    "4.3.0 mailbox unavailable");
 		}
 	}
+	for (k = 0; k < b->n; k++)
+		free(stored[k]);
+	free(stored);
+	free(storedlen);
 	free(dedup);
 	free(who);
 	free(d);

@@ -193,6 +193,15 @@ def send_data(s, sender, rcpts, msg):
     return s.data(msg)
 
 
+def without_return_path(stored, sender):
+    """A message stored by a local delivery starts with "Return-Path:
+    <envelope sender>" (RFC 5321 4.4; "<>" for a report): checks it and
+    returns the rest."""
+    want = b"Return-Path: <" + sender.encode() + b">\r\n"
+    assert stored.startswith(want), (want, stored[:300])
+    return stored[len(want):]
+
+
 def queued_id(text):
     """The message id from "2.0.0 Ok: queued as <id>" (or "delivered as
     <id>": stored in the local INBOXes at once, [mailsrv] direct_delivery)."""
