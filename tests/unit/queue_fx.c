@@ -115,22 +115,13 @@ fx_exists(struct fx *fx, const char *sub, const char *name)
 size_t
 fx_count_files(struct fx *fx, const char *sub)
 {
-	struct dirent	*de;
-	DIR		*d;
-	char		*p;
-	size_t		 n = 0;
+	char	*p;
+	size_t	 n;
 
 	xasprintf(&p, "%s/%s", fx->dir, sub);
-	d = opendir(p);
+	n = dir_entries(p);
 	free(p);
-	if (d == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
+	return n == (size_t)-1 ? 0 : n;
 }
 
 /* Files in tmp/ other than the open queue's empty spares. */

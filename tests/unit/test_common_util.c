@@ -49,22 +49,6 @@ teardown_dir(void **state)
 	return 0;
 }
 
-static size_t
-count_entries(const char *dir)
-{
-	DIR		*d;
-	struct dirent	*de;
-	size_t		 n = 0;
-
-	d = opendir(dir);
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
 
 static void
 test_common_util__parse_ll_bounds(void **state)
@@ -167,7 +151,7 @@ test_common_util__file_write_atomic(void **state)
 	assert_int_equal(file_write_atomic(path, "hello", 5, 0640), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_int_equal(count_entries(*state), 1);
+	assert_int_equal(dir_entries(*state), 1);
 	assert_int_equal(file_read_all(&data, &len, path, 100), 0);
 	assert_int_equal(len, 5);
 	assert_string_equal(data, "hello");
@@ -178,13 +162,13 @@ test_common_util__file_write_atomic(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(st.st_size, 0);
-	assert_int_equal(count_entries(*state), 1);
+	assert_int_equal(dir_entries(*state), 1);
 	free(path);
 
 	/* failure: no such directory, nothing left behind */
 	path = path_join(*state, "nodir/f");
 	assert_int_equal(file_write_atomic(path, "x", 1, 0600), ERR_IO);
-	assert_int_equal(count_entries(*state), 1);
+	assert_int_equal(dir_entries(*state), 1);
 	free(path);
 	umask(old);
 }

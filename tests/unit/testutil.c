@@ -34,3 +34,20 @@ rm_tree(const char *dir)
 	closedir(d);
 	(void)rmdir(dir);
 }
+
+size_t
+dir_entries(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	size_t		 n = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return (size_t)-1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
