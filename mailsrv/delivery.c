@@ -289,12 +289,6 @@ delivery_set_status(struct queue_rcpt *r, const char *status)
 }
 
 /*
- * Worker: deliver the local recipients of every job of the batch (each
- * message stored in each INBOX exactly once: the delivery id (queue id,
- * recipient) makes a retry after a crash between the store's commit and
- * the queue's a no-op), STORE_BATCH_MAX at a time.
- */
-/*
  * The message as a mailbox stores it: "Return-Path: <sender>" first
  * (RFC 5321 4.4: the final delivery records the envelope sender; "<>"
  * for a report), then the message as queued.
@@ -314,6 +308,12 @@ delivery_with_return_path(const struct delivery_job *j, size_t *len)
 	return out;
 }
 
+/*
+ * Worker: deliver the local recipients of every job of the batch (each
+ * message stored in each INBOX exactly once: the delivery id (queue id,
+ * recipient) makes a retry after a crash between the store's commit and
+ * the queue's a no-op), STORE_BATCH_MAX at a time.
+ */
 static void
 delivery_batch_local(struct delivery_batch *b)
 {
